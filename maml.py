@@ -1,0 +1,740 @@
+"""Model-agnostic meta-learning (MAML) for few-shot Omniglot, in TensorFlow 2.
+
+Assignment 2, part 1. You complete two methods of ``class MAML``:
+
+* ``MAML.inner_loop``: adapt the meta-parameters to one task's support set with
+  a few steps of gradient descent;
+* ``MAML.outer_loop``: the MAML objective on a batch of tasks, i.e. the query
+  loss *after* adaptation, averaged over the tasks.
+
+Everything else is provided: the model (``_forward``), the training step that
+differentiates your ``outer_loop`` with respect to the meta-parameters, and a
+training program that validates, plots, checkpoints and saves weights.
+
+Background. MAML (Finn, Abbeel & Levine, ICML 2017) learns initial parameters
+theta such that a few gradient steps on a new task's support set give parameters
+phi that do well on that task's query set:
+
+    phi_i     = theta - alpha * grad_theta L_support_i(theta)      (one inner step)
+    objective = mean_i L_query_i(phi_i)                             (outer loss)
+    theta    <- Adam step on grad_theta objective                   (outer step)
+
+Full MAML differentiates through the inner steps (second-order terms).
+First-order MAML (FO-MAML), this assignment's default, treats the inner
+gradients as constants, so d phi_i / d theta = I and the meta-gradient is the
+query-loss gradient at phi_i. It is cheaper and, on Omniglot, about as accurate.
+
+Usage:
+    python maml.py                      # train with the assignment's settings
+    python maml.py --test --log-dir D   # accuracy on 600 test tasks, 95 % CI
+    python maml.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+import load_data
+
+NUM_CONV_LAYERS = 4
+NUM_FILTERS = 64
+KERNEL_SIZE = 3
+BN_EPSILON = 1e-5
+VAL_SEED = 1  # task streams: training uses --seed, validation and test fixed seeds
+TEST_SEED = 2
+
+Parameters = dict  # dict[str, tf.Tensor | tf.Variable], see init_parameters
+
+
+# ------------------------------------------------------------------------ model
+
+
+def init_parameters(num_way: int, num_filters: int = NUM_FILTERS, seed: int = 0,
+                    dtype: tf.DType = tf.float32) -> dict[str, tf.Tensor]:
+    """Initial parameters of the conv-4 network, reproducible from ``seed``.
+
+    Conv kernels and the head use Glorot-uniform initialisation, biases are zero.
+
+    Returns:
+        dict of tensors of ``dtype``:
+            "conv0": (3, 3, 1, F)   "b0": (F,)
+            "conv1": (3, 3, F, F)   "b1": (F,)
+            "conv2": (3, 3, F, F)   "b2": (F,)
+            "conv3": (3, 3, F, F)   "b3": (F,)
+            "w4":    (F, num_way)   "b4": (num_way,)
+        with F = num_filters.
+    """
+    rng = np.random.default_rng(seed)
+
+    def glorot(shape, fan_in, fan_out):
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        return tf.constant(rng.uniform(-limit, limit, shape), dtype)
+
+    parameters = {}
+    in_channels = 1
+    area = KERNEL_SIZE * KERNEL_SIZE
+    for i in range(NUM_CONV_LAYERS):
+        shape = (KERNEL_SIZE, KERNEL_SIZE, in_channels, num_filters)
+        parameters[f"conv{i}"] = glorot(shape, area * in_channels, area * num_filters)
+        parameters[f"b{i}"] = tf.zeros((num_filters,), dtype)
+        in_channels = num_filters
+    parameters[f"w{NUM_CONV_LAYERS}"] = glorot((num_filters, num_way), num_filters, num_way)
+    parameters[f"b{NUM_CONV_LAYERS}"] = tf.zeros((num_way,), dtype)
+    return parameters
+
+
+def batch_norm(x: tf.Tensor) -> tf.Tensor:
+    """Normalises each channel with the statistics of this batch (no running stats).
+
+    The mean and variance are computed by hand rather than with ``tf.nn.moments``:
+    that op stops the gradient through the mean inside its variance, which leaves
+    first-order gradients right but makes second-order gradients wrong.
+
+    Args:
+        x: (batch, height, width, channels).
+
+    Returns:
+        Same shape and dtype, zero mean and unit variance per channel.
+    """
+    mean = tf.reduce_mean(x, axis=[0, 1, 2], keepdims=True)
+    variance = tf.reduce_mean(tf.square(x - mean), axis=[0, 1, 2], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
+
+
+def _forward(images: tf.Tensor, parameters: Parameters) -> tf.Tensor:
+    """The conv-4 network of the MAML paper for Omniglot, as a pure function.
+
+    Four blocks of [3x3 conv, stride 2, SAME padding -> batch norm with batch
+    statistics -> + b{i} -> ReLU], 28 -> 14 -> 7 -> 4 -> 2 pixels, then the mean
+    over space and a linear head. ``b{i}`` is added *after* normalisation (it is
+    batch norm's shift): a bias before batch norm would be cancelled by the mean
+    subtraction. Nothing here keeps state, so the same function evaluates the
+    meta-parameters and any adapted copy of them.
+
+    Args:
+        images: (batch, 28, 28, 1), same float dtype as the parameters.
+        parameters: dict with the keys and shapes of ``init_parameters``;
+            tensors or variables.
+
+    Returns:
+        logits: (batch, num_way), unnormalised class scores.
+    """
+    x = images
+    for i in range(NUM_CONV_LAYERS):
+        x = tf.nn.conv2d(x, parameters[f"conv{i}"], strides=2, padding="SAME")
+        x = tf.nn.relu(batch_norm(x) + parameters[f"b{i}"])
+    x = tf.reduce_mean(x, axis=[1, 2])
+    return tf.matmul(x, parameters[f"w{NUM_CONV_LAYERS}"]) + parameters[f"b{NUM_CONV_LAYERS}"]
+
+
+def cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Mean softmax cross-entropy. logits (n, N) float, labels (n,) int32 -> scalar."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Fraction of correct predictions. logits (n, N), labels (n,) int32 -> float32 scalar."""
+    predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+    return tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+
+
+# ------------------------------------------------------------------------ MAML
+
+
+class MAML:
+    """MAML with the conv-4 network: meta-parameters, inner loop and outer loop.
+
+    Attributes:
+        meta_parameters: dict[str, tf.Variable], the initialisation theta that is
+            meta-learned; keys and shapes as in ``init_parameters``.
+        inner_lrs: dict[str, tf.Variable], one scalar inner learning rate per
+            parameter, all ``inner_lr`` at the start; trainable (learned by the
+            outer optimiser) only when ``learn_inner_lrs`` is True.
+        num_inner_steps: int, gradient steps of the inner loop.
+        first_order: bool, True for first-order MAML (the default).
+        optimizer: Adam with learning rate ``outer_lr`` for the outer step.
+    """
+
+    def __init__(self, num_way: int, num_inner_steps: int = 5, inner_lr: float = 0.4,
+                 learn_inner_lrs: bool = False, outer_lr: float = 1e-3,
+                 first_order: bool = True, seed: int = 0, dtype: tf.DType = tf.float32):
+        if num_inner_steps < 0:
+            raise ValueError(f"num_inner_steps must be >= 0, got {num_inner_steps}")
+        self.num_way = num_way
+        self.num_inner_steps = num_inner_steps
+        self.first_order = first_order
+        self.learn_inner_lrs = learn_inner_lrs
+        self.meta_parameters = {
+            name: tf.Variable(value, name=name)
+            for name, value in init_parameters(num_way, seed=seed, dtype=dtype).items()
+        }
+        self.inner_lrs = {
+            name: tf.Variable(tf.constant(inner_lr, dtype), trainable=learn_inner_lrs, name=f"inner_lr_{name}")
+            for name in self.meta_parameters
+        }
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=outer_lr)
+        self._train_step = GraphOrEager(self._train_step_eager, "the training step (outer_loop with train=True)")
+        self._evaluate = GraphOrEager(self._evaluate_eager, "evaluation (outer_loop with train=False)")
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        """What the outer step updates: the meta-parameters (and learned inner lrs)."""
+        variables = list(self.meta_parameters.values())
+        if self.learn_inner_lrs:
+            variables += list(self.inner_lrs.values())
+        return variables
+
+    def inner_loop(self, images: tf.Tensor, labels: tf.Tensor, train: bool) -> tuple[Parameters, tf.Tensor]:
+        """Adapts the meta-parameters to one task's support set.
+
+        Take ``self.num_inner_steps`` steps of plain gradient descent on the
+        support loss, starting from ``self.meta_parameters``:
+
+            phi_0     = theta                          (the meta-parameters)
+            phi_{s+1} = phi_s - lr[name] * grad L_support(phi_s)   for every name
+
+        where ``L_support = cross_entropy(_forward(images, phi), labels)`` and
+        ``lr[name]`` is ``self.inner_lrs[name]`` (use these variables, not a
+        float, so that learned inner learning rates also work).
+
+        Use a ``tf.GradientTape`` for each step: ``tape.watch`` the parameters
+        of that step (after the first step they are plain tensors, which a tape
+        does not watch by itself), compute the loss inside the tape, and get
+        the gradient of every parameter with ``tape.gradient(loss, parameters)``
+        (a dict in, a dict out).
+
+        First order or second order: when ``self.first_order`` is True, or when
+        ``train`` is False (nobody will differentiate through this call), wrap
+        each inner gradient in ``tf.stop_gradient`` so the outer tape treats it
+        as a constant. Otherwise keep it: the outer tape then differentiates
+        through the inner updates (second-order MAML).
+
+        Do NOT:
+            * modify ``self.meta_parameters`` (no ``assign``): build a new dict
+              of tensors for every step; the meta-parameters only change in the
+              outer step, which the scaffold takes;
+            * use a Keras optimiser or Keras layers: the update is plain
+              arithmetic on tensors, so the outer tape can see through it;
+            * touch the query set: this method never sees it.
+
+        Args:
+            images: support images, (N*K, 28, 28, 1), dtype of the parameters.
+            labels: support labels, (N*K,), int32, values in [0, N).
+            train: True when the caller differentiates through the result
+                (the training step), False for evaluation.
+
+        Returns:
+            parameters: dict with the keys and shapes of ``self.meta_parameters``,
+                the adapted parameters phi after the last step (tensors).
+            accuracies: float32 tensor of shape (num_inner_steps + 1,): support
+                accuracy before each step, then after the last step. Entry 0
+                is the accuracy of the meta-parameters themselves.
+        """
+        # BEGIN SOLUTION
+        parameters = dict(self.meta_parameters)
+        accuracies = []
+        for _ in range(self.num_inner_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(parameters)
+                logits = _forward(images, parameters)
+                loss = cross_entropy(logits, labels)
+            accuracies.append(accuracy(logits, labels))
+            gradients = tape.gradient(loss, parameters)
+            if self.first_order or not train:
+                gradients = {name: tf.stop_gradient(g) for name, g in gradients.items()}
+            parameters = {
+                name: value - self.inner_lrs[name] * gradients[name]
+                for name, value in parameters.items()
+            }
+        accuracies.append(accuracy(_forward(images, parameters), labels))
+        return parameters, tf.stack(accuracies)
+        # END SOLUTION
+
+    def outer_loop(self, task_batch: Sequence[load_data.Task], train: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The MAML objective on a batch of tasks, and metrics.
+
+        For every task: adapt with ``self.inner_loop`` on its support set, then
+        evaluate the *adapted* parameters on its query set:
+
+            outer_loss = mean over tasks of cross_entropy(_forward(images_query, phi_i), labels_query)
+
+        Use the mean over tasks, not the sum (the learning rate of the outer
+        optimiser assumes a mean). Each task adapts from the meta-parameters
+        afresh: nothing of one task's adaptation may carry over to the next.
+        Do not compute gradients or apply updates here: the scaffold's training
+        step wraps this call in a ``tf.GradientTape`` and takes the outer step.
+
+        Args:
+            task_batch: sequence of B tasks, each a tuple
+                (images_support (N*K, 28, 28, 1) float,
+                 labels_support (N*K,) int32,
+                 images_query (N*Q, 28, 28, 1) float,
+                 labels_query (N*Q,) int32).
+            train: passed on to ``inner_loop``.
+
+        Returns:
+            outer_loss: scalar tensor, mean query loss after adaptation.
+            accuracies_support: float32 tensor of shape (num_inner_steps + 1,),
+                ``inner_loop``'s support accuracies averaged over tasks.
+            accuracy_query: float32 scalar tensor, query accuracy after
+                adaptation averaged over tasks.
+        """
+        # BEGIN SOLUTION
+        outer_losses, accuracies_support, accuracies_query = [], [], []
+        for images_support, labels_support, images_query, labels_query in task_batch:
+            parameters, accuracies = self.inner_loop(images_support, labels_support, train)
+            logits = _forward(images_query, parameters)
+            outer_losses.append(cross_entropy(logits, labels_query))
+            accuracies_support.append(accuracies)
+            accuracies_query.append(accuracy(logits, labels_query))
+        return (
+            tf.reduce_mean(tf.stack(outer_losses)),
+            tf.reduce_mean(tf.stack(accuracies_support), axis=0),
+            tf.reduce_mean(tf.stack(accuracies_query)),
+        )
+        # END SOLUTION
+
+    # -------------------------------------------------- provided: outer step, evaluation
+
+    def _train_step_eager(self, task_batch):
+        with tf.GradientTape() as tape:
+            outer_loss, accuracies_support, accuracy_query = self.outer_loop(task_batch, train=True)
+        variables = self.trainable_variables
+        gradients = tape.gradient(outer_loss, variables)
+        missing = [v.name for v, g in zip(variables, gradients) if g is None]
+        if missing:
+            raise ValueError(
+                f"outer_loss does not depend on {missing}: the adapted parameters must be computed "
+                f"from self.meta_parameters (and self.inner_lrs) with TensorFlow ops, without .numpy()."
+            )
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return outer_loss, accuracies_support, accuracy_query
+
+    def train_step(self, task_batch: Sequence[load_data.Task]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One outer step: Adam on the gradient of ``outer_loop(task_batch, train=True)``.
+
+        Returns ``outer_loop``'s three outputs (before the update).
+        """
+        return self._train_step(_as_tensors(task_batch))
+
+    def _evaluate_eager(self, task_batch):
+        results = [self.outer_loop([task], train=False) for task in task_batch]
+        return tf.stack([r[1] for r in results]), tf.stack([r[2] for r in results])
+
+    def evaluate(self, tasks: Sequence[load_data.Task], chunk_size: int = 8,
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per-task accuracies after adaptation, without changing anything.
+
+        Tasks go through ``outer_loop([task], train=False)`` one by one, in
+        compiled chunks of ``chunk_size`` (the last one padded) so the graph is
+        traced once.
+
+        Returns:
+            accuracies_support: (len(tasks), num_inner_steps + 1) float32.
+            accuracies_query: (len(tasks),) float32.
+        """
+        from tqdm import tqdm
+
+        support, query = [], []
+        for start in tqdm(range(0, len(tasks), chunk_size), desc="evaluate", leave=False,
+                          disable=not progress):
+            chunk = list(tasks[start:start + chunk_size])
+            real = len(chunk)
+            chunk += chunk[-1:] * (chunk_size - real)
+            s, q = self._evaluate(_as_tensors(chunk))
+            support.append(s.numpy()[:real])
+            query.append(q.numpy()[:real])
+        return np.concatenate(support), np.concatenate(query)
+
+    # ---------------------------------------------------------------- weights
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Meta-parameters and inner learning rates as numpy arrays."""
+        arrays = {name: v.numpy() for name, v in self.meta_parameters.items()}
+        arrays.update({f"inner_lr/{name}": v.numpy() for name, v in self.inner_lrs.items()})
+        return arrays
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Writes ``weights()`` to an ``.npz`` file atomically."""
+        with load_data.atomic_output(path) as tmp, open(tmp, "wb") as out:
+            np.savez(out, **self.weights())
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Loads an ``.npz`` written by ``save_weights``; checks every name and shape."""
+        try:
+            with np.load(path) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a weights file written by save_weights ({error}).") from error
+        expected = self.weights()
+        missing = sorted(set(expected) - set(arrays))
+        extra = sorted(set(arrays) - set(expected))
+        wrong = {n: (arrays[n].shape, expected[n].shape) for n in expected
+                 if n in arrays and arrays[n].shape != expected[n].shape}
+        if missing or extra or wrong:
+            raise ValueError(
+                f"{path} does not fit this model (num_way={self.num_way}): "
+                + "; ".join(part for part in (
+                    f"missing {missing}" if missing else "",
+                    f"unexpected {extra}" if extra else "",
+                    ", ".join(f"{n} has shape {got}, expected {want}" for n, (got, want) in wrong.items()),
+                ) if part)
+            )
+        for name, variable in {**self.meta_parameters,
+                               **{f"inner_lr/{n}": v for n, v in self.inner_lrs.items()}}.items():
+            variable.assign(arrays[name])
+
+
+class GraphOrEager:
+    """Calls ``fn`` as a ``tf.function``; if it cannot be traced, runs it eagerly.
+
+    The fallback is decided on the first call only: if tracing or running the
+    graph fails but the eager call succeeds, one warning explains why and every
+    later call runs eagerly (slower, but it works). If the eager call fails too,
+    its error is the real one and is raised as is.
+    """
+
+    def __init__(self, fn: Callable, what: str):
+        self.fn = fn
+        self.what = what
+        self.graph_fn = tf.function(fn)
+        self.eager = False
+        self.first_call_done = False
+
+    def __call__(self, *args):
+        if self.eager:
+            return self.fn(*args)
+        if self.first_call_done:
+            return self.graph_fn(*args)
+        try:
+            result = self.graph_fn(*args)
+        except Exception as graph_error:  # noqa: BLE001 - decided by the eager retry below
+            result = self.fn(*args)
+            self.eager = True
+            warnings.warn(
+                f"{self.what} cannot run inside tf.function, so it runs eagerly (slower). "
+                f"Graph error: {type(graph_error).__name__}: {str(graph_error).strip().splitlines()[0]}. "
+                f"Typical causes: .numpy() or Python `if` on tensor values inside inner_loop/outer_loop.",
+                RuntimeWarning, stacklevel=2,
+            )
+        self.first_call_done = True
+        return result
+
+
+def _as_tensors(task_batch: Sequence[load_data.Task]) -> list[tuple[tf.Tensor, ...]]:
+    return [tuple(tf.convert_to_tensor(part) for part in task) for task in task_batch]
+
+
+# ------------------------------------------------------------ training program
+
+
+def mean_and_ci95(values: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of its 95 % confidence interval (normal approximation)."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float(values.mean()), float("nan")
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+HISTORY_FIELDS = ["iteration", "seconds", "train_loss", "train_accuracy_query",
+                  "val_accuracy_query", "val_accuracy_query_ci95",
+                  "val_accuracy_support_pre", "val_accuracy_support_post"]
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of a ``history.csv`` as dicts of floats (iteration as int)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "iteration" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    with load_data.atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_validation(history: list[dict[str, float]], path: Path, title: str,
+                    target: float | None = 0.8) -> None:
+    """The assignment's plot: post-adaptation validation query accuracy over training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = np.array([r["iteration"] for r in history])
+    val = np.array([r["val_accuracy_query"] for r in history])
+    ci = np.array([r["val_accuracy_query_ci95"] for r in history])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.plot(it, [r["train_accuracy_query"] for r in history], color="0.6", lw=1,
+            label="train query (meta-batch)")
+    ax.plot(it, val, color="C0", lw=2, marker="o", ms=3, label="validation query, after adaptation")
+    ax.fill_between(it, val - ci, val + ci, color="C0", alpha=0.2, label="95 % CI")
+    if target is not None:
+        ax.axhline(target, color="C3", ls="--", lw=1, label=f"target {target:.0%}")
+    ax.set(xlabel="meta-training iteration", ylabel="accuracy", ylim=(0, 1.01), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with load_data.atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _hparams(args: argparse.Namespace) -> dict:
+    keys = ["num_way", "num_support", "num_query", "num_inner_steps", "inner_lr",
+            "learn_inner_lrs", "outer_lr", "first_order", "meta_batch_size", "num_iterations",
+            "val_interval", "num_val_tasks", "seed", "augment_rotations"]
+    return {key: getattr(args, key) for key in keys}
+
+
+def _environment() -> dict:
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "numpy": np.__version__, "machine": platform.machine(), "cpus": os.cpu_count()}
+
+
+def build_maml(hp: dict) -> MAML:
+    return MAML(hp["num_way"], hp["num_inner_steps"], hp["inner_lr"], hp["learn_inner_lrs"],
+                hp["outer_lr"], hp["first_order"], hp["seed"])
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Meta-trains, validating, checkpointing and plotting as it goes.
+
+    Returns the last history row.
+    """
+    from tqdm import tqdm
+
+    log_dir = Path(args.log_dir)
+    hp = _hparams(args)
+    hparams_path = log_dir / "hparams.json"
+    checkpoint_dir = log_dir / "checkpoints"
+    if hparams_path.is_file() and not args.resume:
+        raise SystemExit(
+            f"{log_dir} already holds a training run. Pass --resume to continue it, "
+            f"or choose a new --log-dir."
+        )
+    if args.resume and hparams_path.is_file():
+        stored = json.loads(hparams_path.read_text())["hparams"]
+        changed = {k: (stored.get(k), v) for k, v in hp.items()
+                   if k != "num_iterations" and stored.get(k) != v}
+        if changed:
+            raise SystemExit(
+                f"--resume with other settings than the run in {log_dir}: "
+                + ", ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in changed.items())
+            )
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    data = load_data.load_omniglot()
+    train_tasks = load_data.TaskSampler(data, "train", args.num_way, args.num_support,
+                                        args.num_query, seed=args.seed,
+                                        augment_rotations=args.augment_rotations)
+    val_sampler = load_data.TaskSampler(data, "val", args.num_way, args.num_support,
+                                        args.num_query, seed=VAL_SEED)
+    val_tasks = [val_sampler.task(i) for i in range(args.num_val_tasks)]
+
+    maml = build_maml(hp)
+    maml.optimizer.build(maml.trainable_variables)
+    iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
+    checkpoint = tf.train.Checkpoint(meta_parameters=maml.meta_parameters, inner_lrs=maml.inner_lrs,
+                                     optimizer=maml.optimizer, iteration=iteration)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+    history_path = log_dir / "history.csv"
+    history: list[dict[str, float]] = []
+    elapsed = 0.0
+    if args.resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        history = [r for r in read_history(history_path) if r["iteration"] <= int(iteration.numpy())]
+        elapsed = history[-1]["seconds"] if history else 0.0
+        print(f"Resuming {log_dir} from iteration {int(iteration.numpy())}.")
+    with load_data.atomic_output(hparams_path) as tmp:
+        tmp.write_text(json.dumps({"hparams": hp, "environment": _environment()}, indent=2))
+
+    writer = tf.summary.create_file_writer(str(log_dir / "tensorboard"))
+    title = (f"{'FO-' if args.first_order else ''}MAML, {args.num_way}-way {args.num_support}-shot, "
+             f"{args.num_inner_steps} inner steps")
+
+    def validate(step: int, train_loss: float, train_acc: float, seconds: float) -> dict:
+        support, query = maml.evaluate(val_tasks, chunk_size=args.meta_batch_size)
+        mean, ci = mean_and_ci95(query)
+        row = {"iteration": step, "seconds": round(seconds, 3), "train_loss": train_loss,
+               "train_accuracy_query": train_acc, "val_accuracy_query": mean,
+               "val_accuracy_query_ci95": ci,
+               "val_accuracy_support_pre": float(support[:, 0].mean()),
+               "val_accuracy_support_post": float(support[:, -1].mean())}
+        history.append(row)
+        write_history(history_path, history)
+        with writer.as_default(step=step):
+            for key in ("val_accuracy_query", "val_accuracy_support_pre", "val_accuracy_support_post"):
+                tf.summary.scalar(key, row[key])
+        plot_validation(history, log_dir / "val_accuracy.png", title)
+        manager.save(checkpoint_number=step)
+        return row
+
+    start_iteration = int(iteration.numpy())
+    if not history:  # the starting point of the curve: meta-parameters at initialisation
+        validate(0, float("nan"), float("nan"), 0.0)
+    row = history[-1]
+    reached = False
+    bar = tqdm(range(start_iteration, args.num_iterations), initial=start_iteration,
+               total=args.num_iterations, desc="meta-train", unit="it", dynamic_ncols=True)
+    t0 = time.perf_counter() - elapsed
+    try:
+        for step in bar:
+            loss, _, acc_query = maml.train_step(train_tasks.batch(step, args.meta_batch_size))
+            iteration.assign(step + 1)
+            loss, acc_query = float(loss), float(acc_query)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the outer loss became {loss} at iteration {step + 1}")
+            with writer.as_default(step=step + 1):
+                tf.summary.scalar("train_loss", loss)
+                tf.summary.scalar("train_accuracy_query", acc_query)
+            postfix = {"loss": f"{loss:.3f}", "acc": f"{acc_query:.3f}"}
+            if (step + 1) % args.val_interval == 0 or step + 1 == args.num_iterations:
+                row = validate(step + 1, loss, acc_query, time.perf_counter() - t0)
+                reached = args.stop_at_accuracy is not None and row["val_accuracy_query"] >= args.stop_at_accuracy
+            postfix["val"] = f"{row['val_accuracy_query']:.3f}"
+            bar.set_postfix(postfix)
+            if reached:
+                bar.write(f"Validation accuracy {row['val_accuracy_query']:.3f} >= "
+                          f"{args.stop_at_accuracy} at iteration {step + 1}: stopping early.")
+                break
+    except KeyboardInterrupt:
+        manager.save(checkpoint_number=int(iteration.numpy()))
+        bar.close()
+        raise SystemExit(
+            f"\nInterrupted at iteration {int(iteration.numpy())}; checkpoint saved. Continue with:\n"
+            f"  python maml.py --log-dir {log_dir} --resume " + " ".join(_cli_flags(hp))
+        )
+    finally:
+        bar.close()
+        writer.flush()
+    maml.save_weights(log_dir / "weights.npz")
+    print(f"Final validation query accuracy {row['val_accuracy_query']:.3f} "
+              f"± {row['val_accuracy_query_ci95']:.3f} at iteration {row['iteration']}. "
+              f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {history_path}.")
+    return row
+
+
+def _cli_flags(hp: dict) -> list[str]:
+    """Command-line flags that reproduce ``hp``."""
+    flags = []
+    for key, value in hp.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if key == "first_order":
+                flags.append("--first-order" if value else "--second-order")
+            elif value:
+                flags.append(flag)
+        else:
+            flags.append(f"{flag} {value}")
+    return flags
+
+
+def test(args: argparse.Namespace) -> dict:
+    """Mean query accuracy with a 95 % CI over ``num_test_tasks`` test tasks."""
+    log_dir = Path(args.log_dir)
+    weights = Path(args.weights) if args.weights else log_dir / "weights.npz"
+    hparams_path = log_dir / "hparams.json"
+    hp = json.loads(hparams_path.read_text())["hparams"] if hparams_path.is_file() else _hparams(args)
+    if not weights.is_file():
+        raise SystemExit(f"No weights at {weights}: train first (python maml.py --log-dir {log_dir}).")
+    maml = build_maml(hp)
+    maml.load_weights(weights)
+    data = load_data.load_omniglot()
+    sampler = load_data.TaskSampler(data, "test", hp["num_way"], args.num_support,
+                                    hp["num_query"], seed=TEST_SEED)
+    tasks = [sampler.task(i) for i in range(args.num_test_tasks)]
+    start = time.perf_counter()
+    support, query = maml.evaluate(tasks, chunk_size=hp["meta_batch_size"], progress=True)
+    mean, ci = mean_and_ci95(query)
+    result = {"num_tasks": len(tasks), "num_way": hp["num_way"], "num_support": args.num_support,
+              "num_query": hp["num_query"], "accuracy_query": mean, "accuracy_query_ci95": ci,
+              "accuracy_support_pre": float(support[:, 0].mean()),
+              "accuracy_support_post": float(support[:, -1].mean()),
+              "weights": str(weights), "seconds": round(time.perf_counter() - start, 2)}
+    name = f"test_results_{hp['num_way']}way_{args.num_support}shot.json"
+    with load_data.atomic_output(log_dir / name) as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    print(f"Test accuracy over {len(tasks)} tasks ({hp['num_way']}-way {args.num_support}-shot): "
+          f"{mean:.4f} ± {ci:.4f} (95 % CI). Wrote {log_dir / name}.")
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train or test (FO-)MAML on Omniglot. Defaults are the assignment's settings.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--log-dir", default=None,
+                   help="where checkpoints, history, plots and weights go (default: runs/<setting>)")
+    p.add_argument("--num-way", type=int, default=5, help="N, classes per task")
+    p.add_argument("--num-support", type=int, default=5, help="K, support examples per class")
+    p.add_argument("--num-query", type=int, default=15, help="Q, query examples per class")
+    p.add_argument("--num-inner-steps", type=int, default=5, help="inner-loop gradient steps")
+    p.add_argument("--inner-lr", type=float, default=0.4, help="inner-loop learning rate")
+    p.add_argument("--learn-inner-lrs", action="store_true", help="meta-learn per-parameter inner lrs")
+    p.add_argument("--outer-lr", type=float, default=1e-3, help="Adam learning rate of the outer step")
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--first-order", dest="first_order", action="store_true", default=True,
+                       help="first-order MAML")
+    order.add_argument("--second-order", dest="first_order", action="store_false",
+                       help="full MAML, differentiating through the inner loop")
+    p.add_argument("--meta-batch-size", type=int, default=8, help="tasks per outer step")
+    p.add_argument("--num-iterations", type=int, default=1000, help="outer steps")
+    p.add_argument("--val-interval", type=int, default=20, help="validate every this many steps")
+    p.add_argument("--num-val-tasks", type=int, default=100, help="fixed validation tasks")
+    p.add_argument("--stop-at-accuracy", type=float, default=None,
+                   help="stop once validation query accuracy reaches this (e.g. 0.8)")
+    p.add_argument("--augment-rotations", action="store_true",
+                   help="add 90/180/270-degree rotations of train characters as new classes")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and training tasks")
+    p.add_argument("--resume", action="store_true", help="continue the run in --log-dir")
+    p.add_argument("--test", action="store_true", help="evaluate saved weights on test tasks")
+    p.add_argument("--weights", default=None, help="weights for --test (default: LOG_DIR/weights.npz)")
+    p.add_argument("--num-test-tasks", type=int, default=600, help="test tasks for --test")
+    p.add_argument("--intra-op-threads", type=int, default=1,
+                   help="threads inside one op; 1 is fastest for these small ops on few cores")
+    p.add_argument("--inter-op-threads", type=int, default=0,
+                   help="ops run in parallel (tasks of a batch); 0 = one per CPU core")
+    return p
+
+
+def default_log_dir(args: argparse.Namespace) -> str:
+    order = "fomaml" if args.first_order else "maml"
+    return (f"runs/{order}_{args.num_way}way_{args.num_support}shot_{args.num_inner_steps}steps"
+            f"_lr{args.inner_lr:g}{'_learnlr' if args.learn_inner_lrs else ''}_seed{args.seed}")
+
+
+def configure_threads(intra: int, inter: int) -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter or os.cpu_count() or 1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    configure_threads(args.intra_op_threads, args.inter_op_threads)
+    args.log_dir = args.log_dir or default_log_dir(args)
+    if args.test:
+        test(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
