@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -172,7 +173,7 @@ def verify_zip(path: Path, expected_sha256: str | None = None, name: str | None 
         with zipfile.ZipFile(path) as archive:
             bad_member = archive.testzip()
             members = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
         raise OmniglotDataError(f"{path} is corrupt ({error}). {fix}") from error
     if bad_member is not None:
         raise OmniglotDataError(f"{path} is corrupt: {bad_member} fails its CRC check. {fix}")
@@ -356,12 +357,26 @@ class TaskSampler:
         self.num_way, self.num_support, self.num_query = num_way, num_support, num_query
         self.num_classes = num_classes
 
+    def draw(self, index: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+        """What task ``index`` is made of, before any image is touched.
+
+        Returns:
+            classes: (N,) int, the class behind label j (a character, or with
+                rotations ``4 * character position + quarter turns``).
+            drawings: (N, K+Q) int, drawing numbers per label; the first K are
+                the support drawings, the other Q the query drawings.
+            rng: the task's generator, positioned after these draws.
+        """
+        rng = np.random.default_rng([self.seed, index])
+        classes = rng.choice(self.num_classes, size=self.num_way, replace=False)
+        k_plus_q = self.num_support + self.num_query
+        drawings = np.stack([rng.permutation(NUM_DRAWINGS)[:k_plus_q] for _ in range(self.num_way)])
+        return classes, drawings, rng
+
     def task(self, index: int) -> Task:
         """Returns task number ``index`` of this sampler's stream."""
-        rng = np.random.default_rng([self.seed, index])
+        classes, drawings, rng = self.draw(index)
         n, k, q = self.num_way, self.num_support, self.num_query
-        classes = rng.choice(self.num_classes, size=n, replace=False)  # class of label j
-        drawings = np.stack([rng.permutation(NUM_DRAWINGS)[:k + q] for _ in range(n)])
         characters = self.characters[classes // self.rotations]
         images = self.images[characters[:, None], drawings]  # (n, k+q, 28, 28)
         for label, turns in enumerate(classes % self.rotations):

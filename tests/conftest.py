@@ -1,0 +1,39 @@
+"""Shared fixtures: the real Omniglot data set, loaded once per test session.
+
+The data come from $OMNIGLOT_MIRROR (CI: ../shared/omniglot) or the official
+location, and are cached in $OMNIGLOT_DATA_DIR (default data/omniglot/).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def omniglot():
+    import load_data
+
+    return load_data.load_omniglot(progress=False)
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The local Omniglot mirror folder; tests that need the raw zips use it."""
+    folder = os.environ.get("OMNIGLOT_MIRROR", "")
+    if not folder or "://" in folder or not Path(folder).is_dir():
+        pytest.fail("set OMNIGLOT_MIRROR to a local folder holding the two Omniglot zips "
+                    "(CI uses ../shared/omniglot)")
+    return Path(folder)
+
+
+def run_python(args, cwd=ROOT, timeout=1500, **kwargs):
+    """Runs ``python ARGS`` in a real subprocess and returns the CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
