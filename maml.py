@@ -186,6 +186,9 @@ class MAML:
             for name in self.meta_parameters
         }
         self.optimizer = tf.keras.optimizers.Adam(learning_rate=outer_lr)
+        # Create Adam's slots now: variables created inside the first tf.function call
+        # would make it trace twice.
+        self.optimizer.build(self.trainable_variables)
         self._train_step = GraphOrEager(self._train_step_eager, "the training step (outer_loop with train=True)")
         self._evaluate = GraphOrEager(self._evaluate_eager, "evaluation (outer_loop with train=False)")
 
@@ -550,7 +553,6 @@ def train(args: argparse.Namespace) -> dict:
     val_tasks = [val_sampler.task(i) for i in range(args.num_val_tasks)]
 
     maml = build_maml(hp)
-    maml.optimizer.build(maml.trainable_variables)
     iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
     checkpoint = tf.train.Checkpoint(meta_parameters=maml.meta_parameters, inner_lrs=maml.inner_lrs,
                                      optimizer=maml.optimizer, iteration=iteration)
