@@ -38,7 +38,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -597,8 +599,11 @@ def train(args: argparse.Namespace) -> dict:
     bar = tqdm(range(start_iteration, args.num_iterations), initial=start_iteration,
                total=args.num_iterations, desc="meta-train", unit="it", dynamic_ncols=True)
     t0 = time.perf_counter() - elapsed
+    interrupt = _DeferredInterrupt(bar.write)
     try:
         for step in bar:
+            if interrupt.requested:
+                break
             loss, _, acc_query = maml.train_step(train_tasks.batch(step, args.meta_batch_size))
             iteration.assign(step + 1)
             loss, acc_query = float(loss), float(acc_query)
@@ -617,21 +622,46 @@ def train(args: argparse.Namespace) -> dict:
                 bar.write(f"Validation accuracy {row['val_accuracy_query']:.3f} >= "
                           f"{args.stop_at_accuracy} at iteration {step + 1}: stopping early.")
                 break
-    except KeyboardInterrupt:
-        manager.save(checkpoint_number=int(iteration.numpy()))
-        bar.close()
-        raise SystemExit(
-            f"\nInterrupted at iteration {int(iteration.numpy())}; checkpoint saved. Continue with:\n"
-            f"  python maml.py --log-dir {log_dir} --resume " + " ".join(_cli_flags(hp))
-        )
     finally:
+        interrupt.restore()
         bar.close()
         writer.flush()
+    if interrupt.requested:
+        manager.save(checkpoint_number=int(iteration.numpy()))
+        raise SystemExit(
+            f"Interrupted at iteration {int(iteration.numpy())}; checkpoint saved. Continue with:\n"
+            f"  python maml.py --log-dir {log_dir} --resume " + " ".join(_cli_flags(hp))
+        )
     maml.save_weights(log_dir / "weights.npz")
     print(f"Final validation query accuracy {row['val_accuracy_query']:.3f} "
-              f"± {row['val_accuracy_query_ci95']:.3f} at iteration {row['iteration']}. "
-              f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {history_path}.")
+          f"± {row['val_accuracy_query_ci95']:.3f} at iteration {row['iteration']}. "
+          f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {history_path}.")
     return row
+
+
+class _DeferredInterrupt:
+    """Turns the first Ctrl-C into a request to stop after the current iteration.
+
+    Stopping between iterations never leaves a half-written file or a checkpoint
+    of a half-applied step; a second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self, say: Callable[[str], None]):
+        self.requested = False
+        self.say = say
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.say("Ctrl-C: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now).")
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _cli_flags(hp: dict) -> list[str]:
