@@ -1,0 +1,165 @@
+"""pytest plugin of the grader: points per test, failures turned into actionable messages.
+
+Loaded with ``-p grader.plugin`` (``grader.runner`` does it). Public tests say
+what they are worth with the ``points`` decorator::
+
+    from grader.plugin import points
+
+    @points(3)
+    def test_outer_loop_loss():
+        \"\"\"outer_loop: outer loss and accuracies match the reference\"\"\"
+
+The first line of a test's docstring is its name in the table. At the end of
+the session the plugin writes ``grader.report.Results`` as JSON to the path
+given by ``--grader-json``.
+
+Failures become one short message, never a traceback wall:
+
+* ``NotImplementedError`` -> status "todo": "not implemented yet: MAML.inner_loop
+  (maml.py line 251)", from the frame that raised it;
+* ``AssertionError`` (the checks' own messages) -> status "failed";
+* ``StudentCodeError`` (the grader's message is the whole story, e.g. an
+  import that failed) and any other exception -> status "error", naming the
+  exception and the innermost line of the student's code it came from.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import pytest
+
+from grader.report import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
+
+ROOT = Path(__file__).resolve().parent.parent  # the handout folder
+GRADER_DIR = ROOT / "grader"
+MAX_MESSAGE_LINES = 8
+MAX_MESSAGE_CHARS = 1200
+
+
+class StudentCodeError(Exception):
+    """Raised by grader code with a complete, student-facing message."""
+
+
+def points(value: float):
+    """Decorator: the test is worth ``value`` points (all or nothing)."""
+    if not value >= 0:
+        raise ValueError(f"points must be >= 0, got {value!r}")
+    return pytest.mark.points(value)
+
+
+def _student_frames(tb) -> list[traceback.FrameSummary]:
+    """Frames of the traceback in the student's files (the handout, minus grader/)."""
+    frames = []
+    for frame, line in traceback.walk_tb(tb):
+        path = Path(frame.f_code.co_filename)
+        try:
+            path.resolve().relative_to(ROOT)
+        except ValueError:
+            continue
+        if GRADER_DIR in path.resolve().parents:
+            continue
+        frames.append((frame, line))
+    return frames
+
+
+def _where(frame, line: int) -> str:
+    code = frame.f_code
+    name = getattr(code, "co_qualname", code.co_name)
+    return f"{name} ({Path(code.co_filename).name} line {line})"
+
+
+def _shorten(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    lines = lines[:next((i for i, line in enumerate(lines) if line.startswith("assert ")), len(lines))]
+    short = "\n".join(lines[:MAX_MESSAGE_LINES])
+    if len(short) > MAX_MESSAGE_CHARS:
+        short = short[:MAX_MESSAGE_CHARS] + " ..."
+    elif len(lines) > MAX_MESSAGE_LINES:
+        short += "\n..."
+    return short
+
+
+def describe_failure(error: BaseException) -> tuple[str, str]:
+    """(status, message) for an exception raised while running a test."""
+    frames = _student_frames(error.__traceback__)
+    if isinstance(error, NotImplementedError):
+        if frames:
+            return TODO, f"not implemented yet: {_where(*frames[-1])}"
+        return TODO, f"not implemented yet: {error}"
+    if isinstance(error, StudentCodeError):
+        return ERROR, _shorten(str(error))
+    if isinstance(error, AssertionError):
+        return FAILED, _shorten(str(error)) or "a check failed (no details)"
+    if isinstance(error, pytest.fail.Exception):
+        text = str(error)
+        if text.startswith("Timeout"):  # pytest-timeout: "Timeout (>300.0s) from pytest-timeout."
+            limit = text.split()[1].strip("(>)") if len(text.split()) > 1 else "the limit"
+            return ERROR, (f"took longer than {limit}, the limit of this test: look for an endless "
+                           f"loop, or work repeated far more often than needed")
+        return FAILED, _shorten(text)
+    detail = _shorten(f"{type(error).__name__}: {error}")
+    if frames:
+        return ERROR, f"{detail}\n(raised in {_where(*frames[-1])})"
+    return ERROR, detail
+
+
+def _title(item: pytest.Item) -> str:
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
+    return first or item.name
+
+
+class Recorder:
+    """Collects one TestResult per test and writes them at the end of the session."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.results = Results()
+        self.by_id: dict[str, TestResult] = {}
+
+    def _result(self, item: pytest.Item) -> TestResult:
+        if item.nodeid not in self.by_id:
+            mark = item.get_closest_marker("points")
+            value = float(mark.args[0]) if mark and mark.args else 0.0
+            result = TestResult(item.nodeid, _title(item), value, value, PASSED)
+            self.by_id[item.nodeid] = result
+            self.results.tests.append(result)
+        return self.by_id[item.nodeid]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        result = self._result(item)
+        if result.status != PASSED:  # the first problem (setup, call or teardown) is the message
+            return report
+        if report.skipped:
+            result.status, result.points = SKIPPED, 0.0
+            result.message = str(call.excinfo.value) if call.excinfo else "skipped"
+        elif report.failed:
+            status, message = describe_failure(call.excinfo.value)
+            result.status, result.points, result.message = status, 0.0, message
+        return report
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.results.problems.append(
+                f"could not load {report.nodeid or 'the tests'}: "
+                + _shorten(str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown error"))
+
+    def pytest_sessionfinish(self, session):
+        if self.path:
+            from grader import version
+
+            self.results.version = version.current()
+            self.results.write(self.path)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--grader-json", default=None, help="write the graded results (JSON) to this path")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "points(value): what a graded test is worth")
+    config.pluginmanager.register(Recorder(config.getoption("grader_json")), "grader-recorder")

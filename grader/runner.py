@@ -1,0 +1,68 @@
+"""Runs graded tests in a child process and reads back their results.
+
+The student's code runs in a separate ``python -m pytest`` process with the
+grader's plugin; this process only reads the JSON results file the plugin
+writes. Whatever the child does (an import error, an exception, a crash of
+TensorFlow, ``sys.exit``), the parent gets a ``Results``: if the results file is
+missing the run is reported as a problem with the end of the child's output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from grader.report import Results
+
+ROOT = Path(__file__).resolve().parent.parent  # the handout folder
+PUBLIC_TESTS = ROOT / "grader" / "tests"
+INI = ROOT / "grader" / "pytest.ini"
+DEFAULT_TIMEOUT = 1800  # seconds for the whole run; each test has its own limit (pytest.ini)
+OUTPUT_TAIL_LINES = 30
+
+
+def pytest_command(tests: Path, results_path: Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", str(tests), "-p", "grader.plugin", "-c", str(INI),
+            "--rootdir", str(ROOT), "--grader-json", str(results_path), *extra]
+
+
+def run_tests(tests: Path = PUBLIC_TESTS, extra: list[str] | None = None, *,
+              timeout: float = DEFAULT_TIMEOUT, verbose: bool = False) -> tuple[Results, str]:
+    """Runs the tests under ``tests`` against the code in ``ROOT``.
+
+    Args:
+        tests: a folder (or file) of graded tests.
+        extra: more pytest arguments, e.g. ["-k", "inner_loop"].
+        timeout: seconds before the whole run is stopped.
+        verbose: stream pytest's own output instead of capturing it.
+
+    Returns:
+        (results, output): the results (``problems`` says when the run itself
+        broke) and the child's captured output ("" when verbose).
+    """
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    quiet = [] if verbose else ["-q", "--no-header", "-p", "no:cacheprovider"]
+    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
+        results_path = Path(tmp) / "results.json"
+        command = pytest_command(tests, results_path, quiet + list(extra or []))
+        try:
+            child = subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, text=True,
+                                   stdout=None if verbose else subprocess.PIPE,
+                                   stderr=None if verbose else subprocess.STDOUT)
+            output, code = child.stdout or "", child.returncode
+        except subprocess.TimeoutExpired as expired:
+            output = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else ""
+            return Results(problems=[f"the tests did not finish within {timeout:g} s and were stopped"]), output
+        if results_path.is_file():
+            results = Results.from_json(results_path.read_text(encoding="utf-8"))
+            if code not in (0, 1) and not results.problems:  # 1: some test failed; else pytest broke
+                results.problems.append(f"pytest ended with exit code {code}")
+            return results, output
+        tail = "\n".join(output.strip().splitlines()[-OUTPUT_TAIL_LINES:])
+        return Results(problems=[f"the test run crashed (exit code {code}) before writing results:\n{tail}"]), output

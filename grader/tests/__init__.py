@@ -1,0 +1,1 @@
+"""Public tests: a small, solid subset of what the autograder checks."""

@@ -1,0 +1,1 @@
+"""Instructor-only tools (never part of the student handout)."""
