@@ -1,0 +1,106 @@
+"""Speed of the reference FO-MAML: seconds per meta-iteration, and time to 80 % validation accuracy.
+
+A separate program, not a test: it prints figures for the README. Run it on a quiet machine:
+
+    python instructor/benchmark.py                    # assignment settings, meta-batch 8
+    python instructor/benchmark.py --meta-batch-sizes 4 8 16 --repeats 3
+
+Per meta-batch size it reports:
+  * first call: tracing and compiling the training step (once per run);
+  * steady state: median seconds per meta-iteration (training step only), over --steps steps;
+  * time to target: meta-iterations and wall seconds until the post-adaptation validation query
+    accuracy on the 100 fixed validation tasks first reaches --target, validating every
+    --val-interval iterations, median over --repeats seeds. Wall seconds include tracing and
+    validation, i.e. what a student waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import load_data  # noqa: E402
+import maml  # noqa: E402
+
+
+def seconds_per_iteration(data, meta_batch_size: int, steps: int) -> tuple[float, float]:
+    """(first-call seconds, median steady-state seconds per training step)."""
+    model = maml.MAML(num_way=5)
+    sampler = load_data.TaskSampler(data, "train", 5, 5, 15, seed=100)
+    start = time.perf_counter()
+    model.train_step(sampler.batch(0, meta_batch_size))[0].numpy()
+    first = time.perf_counter() - start
+    times = []
+    for step in range(1, steps + 1):
+        batch = sampler.batch(step, meta_batch_size)  # sampling is part of an iteration
+        start = time.perf_counter()
+        model.train_step(batch)[0].numpy()
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def time_to_target(data, meta_batch_size: int, seed: int, target: float, val_interval: int,
+                   max_iterations: int) -> tuple[int | None, float]:
+    """(iterations, wall seconds) until validation accuracy >= target; (None, s) if never."""
+    start = time.perf_counter()
+    model = maml.MAML(num_way=5, seed=seed)
+    sampler = load_data.TaskSampler(data, "train", 5, 5, 15, seed=seed)
+    val = load_data.TaskSampler(data, "val", 5, 5, 15, seed=maml.VAL_SEED)
+    val_tasks = [val.task(i) for i in range(100)]
+    for step in range(max_iterations):
+        model.train_step(sampler.batch(step, meta_batch_size))
+        if (step + 1) % val_interval == 0:
+            _, query = model.evaluate(val_tasks, chunk_size=meta_batch_size)
+            if query.mean() >= target:
+                return step + 1, time.perf_counter() - start
+    return None, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--meta-batch-sizes", type=int, nargs="+", default=[8])
+    parser.add_argument("--steps", type=int, default=30, help="timed steady-state steps")
+    parser.add_argument("--repeats", type=int, default=3, help="seeds for the time to target")
+    parser.add_argument("--target", type=float, default=0.8)
+    parser.add_argument("--val-interval", type=int, default=5)
+    parser.add_argument("--max-iterations", type=int, default=1000)
+    parser.add_argument("--intra-op-threads", type=int, default=1)
+    parser.add_argument("--inter-op-threads", type=int, default=0)
+    args = parser.parse_args()
+    maml.configure_threads(args.intra_op_threads, args.inter_op_threads)
+
+    import tensorflow as tf
+
+    data = load_data.load_omniglot(progress=False)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"TensorFlow {tf.__version__}; threads intra {args.intra_op_threads}, "
+          f"inter {args.inter_op_threads or os.cpu_count()}")
+    print("5-way 5-shot, 15 queries, 5 inner steps, inner lr 0.4, outer lr 0.001, first order\n")
+    rows = []
+    for batch in args.meta_batch_sizes:
+        first, per_step = seconds_per_iteration(data, batch, args.steps)
+        reached = [time_to_target(data, batch, seed, args.target, args.val_interval, args.max_iterations)
+                   for seed in range(args.repeats)]
+        iterations = [it for it, _ in reached if it is not None]
+        rows.append((batch, first, per_step, per_step / batch,
+                     f"{statistics.median(iterations):g} ({min(iterations)}-{max(iterations)})" if iterations else "never",
+                     statistics.median(s for _, s in reached), f"{len(iterations)}/{len(reached)}"))
+        print(f"meta-batch {batch}: done", flush=True)
+    header = ("meta-batch", "first call s", "s / meta-iter", "s / task",
+              f"iters to {args.target:.0%} (min-max)", "wall s to target", "runs reaching")
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for batch, first, per_step, per_task, iterations, wall, hits in rows:
+        print(f"| {batch} | {first:.1f} | {per_step:.3f} | {per_task:.4f} | {iterations} | {wall:.0f} | {hits} |")
+
+
+if __name__ == "__main__":
+    main()
