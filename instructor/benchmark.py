@@ -7,7 +7,8 @@ A separate program, not a test: it prints figures for the README. Run it on a qu
 
 Per meta-batch size it reports:
   * first call: tracing and compiling the training step (once per run);
-  * steady state: median seconds per meta-iteration (training step only), over --steps steps;
+  * steady state: median seconds per meta-iteration (sampling the tasks and the training step),
+    over --steps steps;
   * time to target: meta-iterations and wall seconds until the post-adaptation validation query
     accuracy on the 100 fixed validation tasks first reaches --target, validating every
     --val-interval iterations, median over --repeats seeds. Wall seconds include tracing and
@@ -39,9 +40,8 @@ def seconds_per_iteration(data, meta_batch_size: int, steps: int) -> tuple[float
     first = time.perf_counter() - start
     times = []
     for step in range(1, steps + 1):
-        batch = sampler.batch(step, meta_batch_size)  # sampling is part of an iteration
-        start = time.perf_counter()
-        model.train_step(batch)[0].numpy()
+        start = time.perf_counter()  # sampling the tasks is part of an iteration
+        model.train_step(sampler.batch(step, meta_batch_size))[0].numpy()
         times.append(time.perf_counter() - start)
     return first, statistics.median(times)
 
