@@ -131,7 +131,7 @@ def check_parameters(actual: dict, expected: dict, start: dict, what: str, rtol:
         raise AssertionError(f"{what} has the wrong keys: missing {missing}, unexpected {extra}")
     for name in expected:
         change = expected[name] - start[name] if start is not None else expected[name]
-        got = check_shape(actual[name], expected[name].shape, f"{what}[{name!r}]")
+        got = check_shape(actual[name], expected[name].shape, f"{what} {name!r}")
         moved = float(np.max(np.abs(got - start[name]))) if start is not None else None
         hint = ""
         if moved == 0.0 and np.max(np.abs(change)) > 0:
@@ -139,4 +139,4 @@ def check_parameters(actual: dict, expected: dict, start: dict, what: str, rtol:
         elif moved is not None:
             ratio = float(np.linalg.norm(got - start[name]) / max(np.linalg.norm(change), 1e-300))
             hint = f"Its change is {ratio:.3g} times the expected one."
-        check_close(got, expected[name], f"{what}[{name!r}]", scale=change, rtol=rtol, hint=hint)
+        check_close(got, expected[name], f"{what} {name!r}", scale=change, rtol=rtol, hint=hint)
