@@ -176,17 +176,32 @@ def stub_source(text: str, path: str) -> StubbedFile:
             stub that would not compile or never raise.
     """
     lines = text.splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    markers: dict[int, str] = {}  # line -> block marker
-    removed: dict[int, str] = {}  # line -> a '# SOLUTION' line
+    markers, removed = _find_markers(text, lines, path)
+    if not markers and not removed:
+        return StubbedFile(path, text, text, text, [], [])
+    try:
+        functions = _functions(ast.parse(text, filename=path))
+    except SyntaxError as error:
+        raise _error(path, error.lineno or 0, f"the source does not parse: {error.msg}") from error
+    blocks = _blocks(lines, markers, functions, path)
+    newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
+    handout, solved, origin = _assemble(lines, blocks, removed, path, newline)
+    _check_stub(handout, origin, blocks, path)
+    outside = sorted((n, lines[n - 1]) for n in removed if not any(b.begin < n < b.end for b in blocks))
+    return StubbedFile(path, text, "".join(handout), "".join(solved), blocks, outside)
+
+
+def _find_markers(text: str, lines: list[str], path: str) -> tuple[dict[int, str], set[int]]:
+    """({line: block marker}, {lines ending in '# SOLUTION'}); near-miss markers are errors."""
+    markers: dict[int, str] = {}
+    removed: set[int] = set()
     for number, column, comment in _comments(text, path):
-        line = lines[number - 1]
-        alone = not line[:column].strip()
+        alone = not lines[number - 1][:column].strip()
         stripped = comment.strip()
         if stripped in BLOCK_MARKERS and alone:
             markers[number] = stripped
         elif stripped == SOLUTION_LINE and not alone:
-            removed[number] = line
+            removed.add(number)
         elif _LOOKS_LIKE_BLOCK_MARKER.match(stripped) or _LOOKS_LIKE_LINE_MARKER.fullmatch(stripped):
             meant = "# " + re.sub(r"[#_\-\s]+", " ", stripped).strip().upper()
             if meant in BLOCK_MARKERS:
@@ -194,24 +209,18 @@ def stub_source(text: str, path: str) -> StubbedFile:
             else:
                 hint = f"end a line of code with exactly {SOLUTION_LINE!r} to remove it from the handout"
             raise _error(path, number, f"malformed marker {stripped!r}: {hint}")
+    return markers, removed
 
-    if not markers and not removed:
-        return StubbedFile(path, text, text, text, [], [])
 
-    try:
-        tree = ast.parse(text, filename=path)
-    except SyntaxError as error:
-        raise _error(path, error.lineno or 0, f"the source does not parse: {error.msg}") from error
-    functions = _functions(tree)
-
+def _blocks(lines: list[str], markers: dict[int, str], functions, path: str) -> list[Block]:
+    """The SOLUTION blocks (with their PROMPTs), checking that markers pair up."""
     blocks: list[Block] = []
     open_solution: int | None = None
     open_prompt: int | None = None
     closed_prompt: tuple[int, int] | None = None  # (begin, end) waiting for its SOLUTION block
-    prompt: tuple[int, int] | None = None
+    prompt: tuple[int, int] | None = None  # the PROMPT of the open SOLUTION block
     for number in sorted(markers):
-        marker = markers[number]
-        indent = lines[number - 1][:len(lines[number - 1]) - len(lines[number - 1].lstrip())]
+        marker, indent = markers[number], _indent_of(lines[number - 1])
         if closed_prompt and marker != BEGIN_SOLUTION:
             raise _error(path, closed_prompt[0], f"the PROMPT block must be followed directly by "
                                                  f"{BEGIN_SOLUTION!r} (found {marker!r} at line {number})")
@@ -222,33 +231,16 @@ def stub_source(text: str, path: str) -> StubbedFile:
             if open_prompt is not None:
                 raise _error(path, number, f"{BEGIN_SOLUTION!r} inside the PROMPT block opened at line "
                                            f"{open_prompt}; close it with {END_PROMPT!r} first")
-            if closed_prompt and any(l.strip() for l in lines[closed_prompt[1]:number - 1]):
+            if closed_prompt and any(line.strip() for line in lines[closed_prompt[1]:number - 1]):
                 raise _error(path, closed_prompt[0], f"the PROMPT block must be followed directly by "
                                                      f"{BEGIN_SOLUTION!r} (line {number})")
             open_solution = number
-            prompt, closed_prompt = closed_prompt, None  # the PROMPT (if any) of this block
+            prompt, closed_prompt = closed_prompt, None
         elif marker == END_SOLUTION:
             if open_solution is None:
                 raise _error(path, number, f"{END_SOLUTION!r} without a matching {BEGIN_SOLUTION!r}")
-            begin_indent = _indent_of(lines[open_solution - 1])
-            if indent != begin_indent:
-                raise _error(path, number, f"{END_SOLUTION!r} is indented {len(indent)} spaces but its "
-                                           f"{BEGIN_SOLUTION!r} (line {open_solution}) {len(begin_indent)}")
-            function = _enclosing_function(functions, open_solution, len(begin_indent))
-            if function is None:
-                raise _error(path, open_solution, "a SOLUTION block must be inside a function body "
-                             "(the handout gets a TODO and `raise NotImplementedError` there); move "
-                             f"the code into a function, or end single lines with {SOLUTION_LINE!r}")
-            block = Block(open_solution, number, begin_indent, function, lines[open_solution:number - 1])
-            if prompt:
-                if _indent_of(lines[prompt[0] - 1]) != begin_indent:
-                    raise _error(path, prompt[0], "the PROMPT block must have the indentation "
-                                                  f"of its SOLUTION block (line {open_solution})")
-                block.prompt_begin = prompt[0]
-                block.prompt = [_uncomment(lines[i - 1], begin_indent, path, i)
-                                for i in range(prompt[0] + 1, prompt[1])]
-            blocks.append(block)
-            open_solution = None
+            blocks.append(_block(lines, open_solution, number, prompt, functions, path))
+            open_solution = prompt = None
         elif marker == BEGIN_PROMPT:
             if open_solution is not None:
                 raise _error(path, number, f"{BEGIN_PROMPT!r} inside the SOLUTION block opened at line "
@@ -263,18 +255,35 @@ def stub_source(text: str, path: str) -> StubbedFile:
             if indent != _indent_of(lines[open_prompt - 1]):
                 raise _error(path, number, f"{END_PROMPT!r} is not indented like its {BEGIN_PROMPT!r} "
                                            f"(line {open_prompt})")
-            closed_prompt = (open_prompt, number)
-            open_prompt = None
+            closed_prompt, open_prompt = (open_prompt, number), None
     for opened, name, closer in ((open_solution, BEGIN_SOLUTION, END_SOLUTION),
                                  (open_prompt, BEGIN_PROMPT, END_PROMPT)):
         if opened is not None:
             raise _error(path, opened, f"{name!r} is never closed (no {closer!r} after it)")
     if closed_prompt:
         raise _error(path, closed_prompt[0], f"the PROMPT block is not followed by {BEGIN_SOLUTION!r}")
-    handout, solved, origin = _assemble(lines, blocks, removed, path, newline)
-    _check_stub(handout, origin, blocks, path)
-    outside = sorted((n, lines[n - 1]) for n in removed if not any(b.begin < n < b.end for b in blocks))
-    return StubbedFile(path, text, "".join(handout), "".join(solved), blocks, outside)
+    return blocks
+
+
+def _block(lines, begin: int, end: int, prompt: tuple[int, int] | None, functions, path: str) -> Block:
+    """One closed SOLUTION block: indentation checked, enclosing function found, PROMPT uncommented."""
+    indent = _indent_of(lines[begin - 1])
+    if _indent_of(lines[end - 1]) != indent:
+        raise _error(path, end, f"{END_SOLUTION!r} is indented {len(_indent_of(lines[end - 1]))} spaces but "
+                                f"its {BEGIN_SOLUTION!r} (line {begin}) {len(indent)}")
+    function = _enclosing_function(functions, begin, len(indent))
+    if function is None:
+        raise _error(path, begin, "a SOLUTION block must be inside a function body (the handout gets a "
+                                  "TODO and `raise NotImplementedError` there); move the code into a "
+                                  f"function, or end single lines with {SOLUTION_LINE!r}")
+    block = Block(begin, end, indent, function, lines[begin:end - 1])
+    if prompt:
+        if _indent_of(lines[prompt[0] - 1]) != indent:
+            raise _error(path, prompt[0], f"the PROMPT block must have the indentation of its SOLUTION "
+                                          f"block (line {begin})")
+        block.prompt_begin = prompt[0]
+        block.prompt = [_uncomment(lines[i - 1], indent, path, i) for i in range(prompt[0] + 1, prompt[1])]
+    return block
 
 
 def _indent_of(line: str) -> str:
