@@ -8,5 +8,6 @@ Modules:
     runner   runs the tests in a child process and reads their results
     checks   fixtures and numeric comparisons the tests use
     version  the handout version (grader/VERSION, written by the release)
+    gradescope  grades one Gradescope submission (the autograder bundle's entry point)
     tests/   the public tests; fixtures/ their reference numbers
 """

@@ -106,3 +106,17 @@ def format_table(results: Results, width: int | None = None) -> str:
     for problem in results.problems:
         lines.append(f"  PROBLEM: {problem}")
     return "\n".join(lines)
+
+
+def to_gradescope(results: Results, output: str = "") -> dict:
+    """``results`` in Gradescope's ``results.json`` schema (score, tests[], output)."""
+    summary = "\n".join(filter(None, [output, *(f"PROBLEM: {p}" for p in results.problems)]))
+    return {
+        "score": results.points,
+        "output": summary,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [{"name": t.name, "score": t.points, "max_score": t.max_points,
+                   "status": "passed" if t.status == PASSED else "failed",
+                   "output": t.message, "visibility": "visible"} for t in results.tests],
+    }

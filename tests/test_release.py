@@ -14,6 +14,7 @@ the grader or the scaffold is a real subprocess in a temporary copy of it.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from grader import version as grader_version  # noqa: E402
 from grader.report import PASSED, TODO, Results  # noqa: E402
-from instructor.release import archive, build, config, leaks, markers  # noqa: E402
+from instructor.release import archive, build, bundle, config, leaks, markers  # noqa: E402
 from instructor.release.markers import MarkerError, stub_source  # noqa: E402
 
 HAS_TRANSFER = (ROOT / "maml_transfer.py").is_file()  # part 2 may not have landed yet
@@ -423,6 +424,45 @@ def test_release_command_prints_a_summary(tmp_path):
     child = run(args, ROOT)
     assert child.returncode == 0, child.stderr
     assert (out / "handout.zip").is_file() and (out / "handout" / "maml.py").is_file()
+    assert (out / "autograder.zip").is_file()
     assert "TODO: MAML.inner_loop, MAML.outer_loop" in child.stdout and "leak checks passed" in child.stdout
     stamped = (out / "handout" / "grader" / "VERSION").read_text().strip()
     assert stamped in child.stdout.splitlines()[0]
+
+
+def test_autograder_bundle_grades_submissions_in_a_gradescope_layout(handout, tmp_path):
+    """dist/autograder.zip, unpacked as Gradescope does, grades with the handout's tests and version."""
+    zip_path = bundle.write_bundle(handout, tmp_path / "dist")
+    root = tmp_path / "autograder"  # stands for /autograder
+    with zipfile.ZipFile(zip_path) as archive_file:
+        archive_file.extractall(root)
+        for info in archive_file.infolist():  # as unzip does: restore the permission bits
+            (root / info.filename).chmod((info.external_attr >> 16) & 0o777)
+    assert sorted(p.name for p in root.iterdir()) == ["run_autograder", "setup.sh", "source"]
+    assert os.access(root / "run_autograder", os.X_OK) and os.access(root / "setup.sh", os.X_OK)
+    assert (root / "source/grader/VERSION").read_text().strip() == handout.version  # same as the handout
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable}
+    results_path = root / "results" / "results.json"
+
+    def grade(files: dict[str, str]) -> dict:
+        shutil.rmtree(root / "submission", ignore_errors=True)
+        for path, text in files.items():
+            (root / "submission" / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / "submission" / path).write_text(text, encoding="utf-8")
+        results_path.unlink(missing_ok=True)
+        child = subprocess.run([str(root / "run_autograder")], env=env, capture_output=True, text=True,
+                               timeout=900)
+        assert child.returncode == 0, child.stderr
+        return json.loads(results_path.read_text(encoding="utf-8"))
+
+    other = grade({"Kim_2020-12345/grader/VERSION": "2019.1+abc\n", "Kim_2020-12345/maml.py": ""})
+    assert other["score"] == 0 and "handout version 2019.1" in other["output"]
+    empty = grade({"notes.txt": "no code"})
+    assert empty["score"] == 0 and "maml.py is not in the submission" in empty["output"]
+
+    solved = {f"Kim_2020-12345/{p}": handout.stubbed[p].solved
+              for p in ("maml.py", "maml_transfer.py") if p in handout.stubbed}
+    full = grade(solved)
+    assert full["tests"] and all(t["score"] == t["max_score"] > 0 for t in full["tests"]), full
+    assert full["score"] == sum(t["max_score"] for t in full["tests"])
+    assert {t["visibility"] for t in full["tests"]} == {"visible"}

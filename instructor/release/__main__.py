@@ -1,6 +1,6 @@
-"""Release command: ``python -m instructor.release`` builds the student handout.
+"""Release command: ``python -m instructor.release`` builds the handout and the autograder bundle.
 
-    python -m instructor.release                  # dist/handout/ and dist/handout.zip
+    python -m instructor.release                  # dist/handout/, dist/handout.zip, dist/autograder.zip
     python -m instructor.release --out /tmp/rel   # elsewhere
     python -m instructor.release --allow-missing  # build even if a student file is not written yet
 
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .build import CONFIG, ReleaseError, build_handout, public_tests_cover, write_handout
+from .bundle import write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def summary(handout, folder: Path, zip_path: Path) -> str:
+def summary(handout, folder: Path, zip_path: Path, bundle_path: Path) -> str:
     todos = {todo: path for path, names in handout.todos.items() for todo in names}
     lines = [f"Handout {handout.version} -> {folder}/ and {zip_path} "
              f"(top folder {handout.folder}/, sha256 {hashlib.sha256(zip_path.read_bytes()).hexdigest()[:16]})",
@@ -47,6 +48,7 @@ def summary(handout, folder: Path, zip_path: Path) -> str:
         lines.append(f"  {path:<36} {len(content):>8}  {notes}")
     lines.append(f"  {len(handout.files)} files, {sum(map(len, handout.files.values()))} bytes; "
                  f"{len(todos)} TODOs; leak checks passed")
+    lines.append(f"  autograder bundle: {bundle_path} (setup.sh, run_autograder, source/ = this handout)")
     uncovered = [todo for todo, covered in public_tests_cover(handout).items() if not covered]
     if uncovered:
         lines.append(f"  TODOs no public test mentions (the autograder's hidden tests must): {', '.join(uncovered)}")
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"release failed: {error}", file=sys.stderr)
         return 1
     folder, zip_path = write_handout(handout, args.out)
-    print(summary(handout, folder, zip_path))
+    bundle_path = write_bundle(handout, args.out)
+    print(summary(handout, folder, zip_path, bundle_path))
     return 0
 
 
