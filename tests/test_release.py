@@ -349,6 +349,13 @@ def test_stubs_import_and_the_scaffold_runs_up_to_the_first_todo(student_copy, d
     assert child.returncode != 0
     assert last_line.startswith("NotImplementedError: MAML.") and "complete the TODO in maml.py" in last_line
     assert (log_dir / "hparams.json").is_file()  # data loaded, model built, run folder written
+    if HAS_TRANSFER:  # part 2's pre-training validates transfer (its TODO) before the first step
+        log_dir = student_copy / "runs" / "transfer_stub"
+        child = run(["maml_transfer.py", "pretrain", "--num-epochs", "0.01", "--num-val-tasks", "2",
+                     "--log-dir", str(log_dir)], student_copy, data_env)
+        assert child.returncode != 0
+        assert child.stderr.strip().splitlines()[-1].startswith("NotImplementedError: transfer_learn is not")
+        assert (log_dir / "hparams.json").is_file()
 
 
 def test_local_grader_on_fresh_stubs_reports_every_todo(student_copy):

@@ -35,7 +35,7 @@ def import_student_module(name: str):
     except SyntaxError as error:
         raise StudentCodeError(f"could not import {path.name}: {type(error).__name__}: {error.msg} "
                                f"(line {error.lineno}: {(error.text or '').strip()!r})") from None
-    except Exception as error:  # noqa: BLE001 - any failure of student code becomes a message
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - any failure of student code becomes a message
         last = traceback.extract_tb(error.__traceback__)[-1]
         raise StudentCodeError(f"could not import {path.name}: {type(error).__name__}: {error} "
                                f"({Path(last.filename).name} line {last.lineno})") from None
