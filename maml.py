@@ -403,6 +403,545 @@ class MAML:
             variable.assign(arrays[name])
 
 
+# ==== Extra credit: MAML++ ===================================================
+#
+# Everything between this banner and "End of extra credit: MAML++" is the extra
+# credit. The base assignment does not depend on it: `python maml.py` trains
+# plain FO-MAML unless a MAML++ flag is given (`python maml.py --help`, group
+# "extra credit"), and class MAML above is unchanged by it.
+#
+# You complete the methods of MAMLPlusPlus that hold a TODO. Variables,
+# weights, checkpoints and the compiled training step are provided.
+
+BN_MOMENTUM = 0.1  # per-step running statistics: r <- (1 - m) r + m * (batch statistic)
+MSL_MIN_WEIGHT = 0.03  # MSL: non-final importances never drop below this / num_inner_steps
+
+# hparams key -> the paper's name of the technique it switches on
+MAMLPP_TECHNIQUES = {
+    "multi_step_loss": "MSL",
+    "per_step_inner_lrs": "LSLR",
+    "per_step_bn_stats": "BNRS",
+    "per_step_bn_weights": "BNWB",
+    "derivative_annealing": "DA",
+    "cosine_outer_lr": "CA",
+}
+MAMLPP_SETTINGS = ("msl_iterations", "da_iterations", "min_outer_lr")
+
+
+class MAMLPlusPlus(MAML):
+    """MAML++ (Antoniou, Edwards & Storkey, "How to train your MAML", ICLR 2019).
+
+    Six changes to MAML that make its training stable, each switched on by its
+    own argument. With all of them off, this class computes exactly what
+    ``MAML`` computes.
+
+    Notation: S = ``num_inner_steps``; phi_0 = theta (the meta-parameters) and
+    phi_s = the parameters after s inner steps. *Step index* s (0..S) names
+    the network evaluated with phi_s: the support forward pass of inner step s
+    and the query forward pass after s steps both use the per-step batch-norm
+    variables of index s. t = the outer iteration, ``optimizer.iterations``
+    (an int64 variable, checkpointed with the optimiser): the number of outer
+    steps taken so far.
+
+    * MSL, ``multi_step_loss``: the outer loss of a task is
+      sum_{s=1..S} v_s(t) * L_query(phi_s), where the importance vector v(t)
+      starts uniform and is annealed toward the last step over
+      ``msl_iterations`` iterations (``importance_vector``). Only in training;
+      validation and test report the query loss and accuracy of phi_S.
+    * LSLR, ``per_step_inner_lrs``: one learned inner learning rate per
+      parameter tensor ("layer": conv{i}, b{i}, w4 and b4 each have their own)
+      and per inner step, ``inner_lrs["{name}_step{s}"]``, meta-learned by Adam.
+    * BNRS, ``per_step_bn_stats``: running mean and variance per conv layer and
+      step index, updated from the batch statistics of every training forward
+      pass; validation and test normalise with them instead of the statistics
+      of the batch being evaluated.
+    * BNWB, ``per_step_bn_weights``: a batch-norm scale gamma and shift beta per
+      conv layer and step index, meta-learned (not adapted by the inner loop).
+      The adapted bias b{i} is still added after them, so the inner loop adapts
+      the same parameters as MAML's.
+    * DA, ``derivative_annealing``: first-order meta-gradients for iterations
+      0 .. ``da_iterations`` - 1, second-order after (requires
+      ``first_order=False``).
+    * CA, ``cosine_outer_lr``: Adam's learning rate follows a cosine from
+      ``outer_lr`` at t = 0 to ``min_outer_lr`` at t = ``cosine_iterations``.
+
+    Attributes (beyond MAML's):
+        inner_lrs: dict[str, tf.Variable]. Without LSLR as in MAML (one scalar
+            per parameter name). With LSLR one trainable scalar per parameter
+            name and inner step, key "{name}_step{s}", s in 0..S-1.
+        bn_weights: dict[str, tf.Variable], with BNWB "gamma{i}_step{s}"
+            (ones) and "beta{i}_step{s}" (zeros), shape (F,), i in 0..3 (conv
+            layer), s in 0..S (step index); trainable. Empty without BNWB.
+        bn_stats: dict[str, tf.Variable], with BNRS "mean{i}_step{s}" (zeros)
+            and "variance{i}_step{s}" (ones), shape (F,), not trainable (only
+            ``batch_norm_step`` changes them). Empty without BNRS.
+    """
+
+    def __init__(self, num_way: int, num_inner_steps: int = 5, inner_lr: float = 0.4,
+                 learn_inner_lrs: bool = False, outer_lr: float = 1e-3, first_order: bool = True,
+                 seed: int = 0, dtype: tf.DType = tf.float32, *,
+                 multi_step_loss: bool = False, msl_iterations: int = 100,
+                 per_step_inner_lrs: bool = False, per_step_bn_stats: bool = False,
+                 per_step_bn_weights: bool = False, derivative_annealing: bool = False,
+                 da_iterations: int = 200, cosine_outer_lr: bool = False,
+                 cosine_iterations: int = 1000, min_outer_lr: float = 1e-5):
+        check_mamlpp_settings(dict(
+            num_inner_steps=num_inner_steps, learn_inner_lrs=learn_inner_lrs, outer_lr=outer_lr,
+            first_order=first_order, multi_step_loss=multi_step_loss, msl_iterations=msl_iterations,
+            per_step_inner_lrs=per_step_inner_lrs, derivative_annealing=derivative_annealing,
+            da_iterations=da_iterations, cosine_outer_lr=cosine_outer_lr,
+            cosine_iterations=cosine_iterations, min_outer_lr=min_outer_lr))
+        self.dtype = dtype
+        self.multi_step_loss, self.msl_iterations = multi_step_loss, msl_iterations
+        self.per_step_inner_lrs = per_step_inner_lrs
+        self.per_step_bn_stats, self.per_step_bn_weights = per_step_bn_stats, per_step_bn_weights
+        self.derivative_annealing, self.da_iterations = derivative_annealing, da_iterations
+        self.cosine_outer_lr = cosine_outer_lr
+        self.bn_weights: dict[str, tf.Variable] = {}  # before MAML.__init__, which reads trainable_variables
+        self.bn_stats: dict[str, tf.Variable] = {}
+        super().__init__(num_way, num_inner_steps, inner_lr, learn_inner_lrs, outer_lr, first_order, seed, dtype)
+
+        channels = int(self.meta_parameters["b0"].shape[0])
+        per_layer_and_step = [(i, s) for i in range(NUM_CONV_LAYERS) for s in range(num_inner_steps + 1)]
+        if per_step_bn_weights:
+            for i, s in per_layer_and_step:
+                for kind, fill in (("gamma", tf.ones), ("beta", tf.zeros)):
+                    name = f"{kind}{i}_step{s}"
+                    self.bn_weights[name] = tf.Variable(fill((channels,), dtype), name=name)
+        if per_step_bn_stats:
+            for i, s in per_layer_and_step:
+                for kind, fill in (("mean", tf.zeros), ("variance", tf.ones)):
+                    name = f"{kind}{i}_step{s}"
+                    self.bn_stats[name] = tf.Variable(fill((channels,), dtype), trainable=False, name=name)
+        if per_step_inner_lrs:
+            self.learn_inner_lrs = True  # MAML.trainable_variables then includes them
+            self.inner_lrs = {
+                f"{name}_step{s}": tf.Variable(tf.constant(inner_lr, dtype), name=f"inner_lr_{name}_step{s}")
+                for name in self.meta_parameters for s in range(num_inner_steps)
+            }
+        # A fresh optimiser over the final variables (MAML.__init__ built one over its own).
+        self.optimizer = tf.keras.optimizers.Adam(
+            learning_rate=self.outer_learning_rate(outer_lr, cosine_iterations, min_outer_lr))
+        self.optimizer.build(self.trainable_variables)
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        """Meta-parameters, learned inner lrs (LSLR or learn_inner_lrs), per-step BN weights."""
+        return super().trainable_variables + list(self.bn_weights.values())
+
+    # ------------------------------------------------------------- techniques
+
+    def importance_vector(self, iteration: int | tf.Tensor | None = None) -> tf.Tensor:
+        """MSL: the weight of the query loss after each inner step, at an iteration.
+
+        With S = ``num_inner_steps``, T = ``msl_iterations``, t = ``iteration``
+        and the floor f = MSL_MIN_WEIGHT / S (Antoniou et al.'s schedule, with
+        iterations in place of epochs):
+
+            t < T:   v_s     = max(1/S - t / (S T), f)                 for s = 0 .. S-2
+                     v_{S-1} = min(1/S + (S-1) t / (S T), 1 - (S-1) f)
+            t >= T:  v = (0, ..., 0, 1)   (only the final loss: MAML's objective)
+
+        So v is uniform at t = 0, moves weight linearly from the earlier steps
+        to the last one, and sums to 1 at every t. Entry s weights the query
+        loss of phi_{s+1}.
+
+        Compute it with TensorFlow ops from ``iteration`` (no Python ``if`` on
+        its value, no ``.numpy()``): the compiled training step calls this with
+        the default, the live ``optimizer.iterations`` variable, and must not
+        be retraced when it changes. ``tf.where`` picks between the two cases.
+
+        Args:
+            iteration: the outer iteration t, a Python int or an integer scalar
+                tensor; None (the default) reads ``self.optimizer.iterations``.
+
+        Returns:
+            (S,) tensor of ``self.dtype``, non-negative, summing to 1.
+        """
+        # BEGIN SOLUTION
+        steps = self.num_inner_steps
+        t = tf.cast(self.optimizer.iterations if iteration is None else iteration, self.dtype)
+        total = float(self.msl_iterations)
+        floor = MSL_MIN_WEIGHT / steps
+        earlier = tf.fill([steps - 1], tf.maximum(1.0 / steps - t / (steps * total), floor))
+        last = tf.minimum(1.0 / steps + (steps - 1) * t / (steps * total), 1.0 - (steps - 1) * floor)
+        annealed = tf.concat([earlier, tf.reshape(last, [1])], axis=0)
+        return tf.where(t < total, annealed, tf.one_hot(steps - 1, steps, dtype=self.dtype))
+        # END SOLUTION
+
+    def inner_lr(self, name: str, step: int) -> tf.Variable:
+        """LSLR: the learning rate of parameter ``name`` at inner step ``step``.
+
+        Args:
+            name: a key of ``self.meta_parameters``, e.g. "conv2".
+            step: the inner step, a Python int in 0..S-1 (the update
+                phi_{step+1} = phi_step - lr * gradient).
+
+        Returns:
+            the scalar variable: ``inner_lrs["{name}_step{step}"]`` with
+            ``per_step_inner_lrs``, otherwise MAML's ``inner_lrs[name]``.
+        """
+        # BEGIN SOLUTION
+        return self.inner_lrs[f"{name}_step{step}" if self.per_step_inner_lrs else name]
+        # END SOLUTION
+
+    def batch_norm_step(self, x: tf.Tensor, layer: int, step: int, train: bool) -> tf.Tensor:
+        """BNRS and BNWB: batch norm of conv layer ``layer`` in the network of step index ``step``.
+
+        Statistics (per channel, over batch, height and width):
+            * ``train`` True, or no ``per_step_bn_stats``: the mean and variance
+              of this batch, computed by hand as in ``batch_norm`` (so second
+              derivatives stay exact). With ``per_step_bn_stats`` and ``train``,
+              also update the running statistics of (layer, step):
+                  mean{layer}_step{step}     <- (1 - m) * itself + m * batch mean
+                  variance{layer}_step{step} <- (1 - m) * itself + m * batch variance
+              with m = BN_MOMENTUM, the batch statistics wrapped in
+              ``tf.stop_gradient``, and ``Variable.assign`` (TensorFlow runs
+              the assignment inside the compiled training step, in order).
+            * ``train`` False with ``per_step_bn_stats``: the running statistics
+              of (layer, step); nothing is updated.
+
+        Then x_hat = (x - mean) / sqrt(variance + BN_EPSILON), and with
+        ``per_step_bn_weights`` the result is gamma * x_hat + beta with
+        ``bn_weights["gamma{layer}_step{step}"]`` and ``["beta{layer}_step{step}"]``;
+        without it, x_hat.
+
+        Args:
+            x: (batch, height, width, F) conv output, dtype ``self.dtype``.
+            layer: conv layer, Python int in 0..3.
+            step: step index, Python int in 0..S (Python ints pick variables
+                while tracing; they never change within one graph).
+            train: True in the training step, False in evaluation.
+
+        Returns:
+            Same shape and dtype as ``x``.
+        """
+        # BEGIN SOLUTION
+        key = f"{layer}_step{step}"
+        if self.per_step_bn_stats and not train:
+            mean, variance = self.bn_stats[f"mean{key}"], self.bn_stats[f"variance{key}"]
+        else:
+            mean = tf.reduce_mean(x, axis=[0, 1, 2])
+            variance = tf.reduce_mean(tf.square(x - mean), axis=[0, 1, 2])
+            if self.per_step_bn_stats:
+                for name, batch_value in ((f"mean{key}", mean), (f"variance{key}", variance)):
+                    running = self.bn_stats[name]
+                    running.assign((1.0 - BN_MOMENTUM) * running + BN_MOMENTUM * tf.stop_gradient(batch_value))
+        x_hat = (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
+        if self.per_step_bn_weights:
+            x_hat = self.bn_weights[f"gamma{key}"] * x_hat + self.bn_weights[f"beta{key}"]
+        return x_hat
+        # END SOLUTION
+
+    def forward(self, images: tf.Tensor, parameters: Parameters, step: int, train: bool) -> tf.Tensor:
+        """``_forward`` with ``batch_norm_step`` in place of ``batch_norm``.
+
+        Args:
+            images: (batch, 28, 28, 1), dtype ``self.dtype``.
+            parameters: phi_step, a dict like ``self.meta_parameters``.
+            step: step index of ``parameters``, Python int in 0..S.
+            train: passed on to ``batch_norm_step``.
+
+        Returns:
+            logits: (batch, num_way).
+        """
+        x = images
+        for i in range(NUM_CONV_LAYERS):
+            x = tf.nn.conv2d(x, parameters[f"conv{i}"], strides=2, padding="SAME")
+            x = tf.nn.relu(self.batch_norm_step(x, i, step, train) + parameters[f"b{i}"])
+        x = tf.reduce_mean(x, axis=[1, 2])
+        return tf.matmul(x, parameters[f"w{NUM_CONV_LAYERS}"]) + parameters[f"b{NUM_CONV_LAYERS}"]
+
+    def second_order_at(self, iteration: int) -> bool:
+        """DA: whether outer iteration ``iteration`` uses second-order meta-gradients.
+
+        With ``derivative_annealing``: False for iterations 0 .. da_iterations - 1,
+        True from ``da_iterations`` on. Without it: ``not self.first_order`` at
+        every iteration.
+
+        Args:
+            iteration: the outer iteration, a Python int.
+
+        Returns:
+            a Python bool (``train_step`` passes it to the compiled step, which
+            keeps one graph per value).
+        """
+        # BEGIN SOLUTION
+        if self.derivative_annealing:
+            return iteration >= self.da_iterations
+        return not self.first_order
+        # END SOLUTION
+
+    def outer_learning_rate(self, outer_lr: float, num_iterations: int,
+                            min_outer_lr: float) -> float | tf.keras.optimizers.schedules.LearningRateSchedule:
+        """CA: Adam's learning rate: ``outer_lr``, or a cosine schedule of the iteration.
+
+        With ``cosine_outer_lr``, at outer iteration t with T = ``num_iterations``:
+
+            lr(t) = min_outer_lr + (outer_lr - min_outer_lr) * (1 + cos(pi * min(t, T) / T)) / 2
+
+        Return it as a ``tf.keras.optimizers.schedules.LearningRateSchedule``
+        (``CosineDecay`` computes exactly this; read its ``alpha``): Adam
+        evaluates a schedule at its own ``iterations`` in every step, inside
+        the compiled graph.
+
+        Returns:
+            ``outer_lr`` (a float) without ``cosine_outer_lr``, else the schedule.
+        """
+        if not self.cosine_outer_lr:
+            return outer_lr
+        # BEGIN SOLUTION
+        return tf.keras.optimizers.schedules.CosineDecay(
+            outer_lr, decay_steps=num_iterations, alpha=min_outer_lr / outer_lr)
+        # END SOLUTION
+
+    # ------------------------------------------------------ inner and outer loop
+
+    def adapt(self, images: tf.Tensor, labels: tf.Tensor, train: bool,
+              second_order: bool = False) -> tuple[list[Parameters], tf.Tensor]:
+        """The inner loop of MAML++, keeping every intermediate parameter set.
+
+        Like ``MAML.inner_loop``, with the per-step forward pass and learning
+        rates, for s = 0 .. S-1:
+
+            L_s       = cross_entropy(self.forward(images, phi_s, s, train), labels)
+            phi_{s+1} = phi_s - self.inner_lr(name, s) * dL_s/dphi_s[name]   for every name
+
+        Wrap the inner gradients in ``tf.stop_gradient`` unless ``train`` and
+        ``second_order`` are both True. The accuracy of phi_S is measured with
+        ``self.forward(images, phi_S, S, train)``.
+
+        Args:
+            images: support images, (N*K, 28, 28, 1), dtype ``self.dtype``.
+            labels: support labels, (N*K,), int32.
+            train: True in the training step (batch-norm statistics of the
+                batch, running statistics updated), False in evaluation.
+            second_order: differentiate through the inner updates (only used
+                when ``train`` is True).
+
+        Returns:
+            trajectory: list of S+1 dicts, phi_0 (``dict(self.meta_parameters)``)
+                to phi_S, each with the keys and shapes of the meta-parameters.
+            accuracies: float32 tensor (S+1,), support accuracy of phi_0 .. phi_S.
+        """
+        # BEGIN SOLUTION
+        parameters = dict(self.meta_parameters)
+        trajectory, accuracies = [parameters], []
+        for step in range(self.num_inner_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(parameters)
+                logits = self.forward(images, parameters, step, train)
+                loss = cross_entropy(logits, labels)
+            accuracies.append(accuracy(logits, labels))
+            gradients = tape.gradient(loss, parameters)
+            if not (train and second_order):
+                gradients = {name: tf.stop_gradient(g) for name, g in gradients.items()}
+            parameters = {name: value - self.inner_lr(name, step) * gradients[name]
+                          for name, value in parameters.items()}
+            trajectory.append(parameters)
+        accuracies.append(accuracy(self.forward(images, parameters, self.num_inner_steps, train), labels))
+        return trajectory, tf.stack(accuracies)
+        # END SOLUTION
+
+    def inner_loop(self, images: tf.Tensor, labels: tf.Tensor, train: bool,
+                   second_order: bool = False) -> tuple[Parameters, tf.Tensor]:
+        """``MAML.inner_loop``'s contract: phi_S and the support accuracies (see ``adapt``)."""
+        trajectory, accuracies = self.adapt(images, labels, train, second_order)
+        return trajectory[-1], accuracies
+
+    def outer_loop(self, task_batch: Sequence[load_data.Task], train: bool,
+                   second_order: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The MAML++ objective on a batch of tasks, and metrics.
+
+        For every task, ``adapt`` on its support set, then evaluate on its query
+        set (Q_s = cross_entropy(self.forward(images_query, phi_s, s, train),
+        labels_query)):
+
+            with MSL and train:  task loss = sum_{s=1..S} v_{s-1} * Q_s,
+                                 v = self.importance_vector() (read once per call)
+            otherwise:           task loss = Q_S
+
+        outer_loss = mean of the task losses. The reported query accuracy is
+        that of phi_S in both cases.
+
+        Args:
+            task_batch: sequence of B tasks (images_support, labels_support,
+                images_query, labels_query), as in ``MAML.outer_loop``.
+            train: passed on to ``adapt`` and ``forward``.
+            second_order: passed on to ``adapt``.
+
+        Returns:
+            outer_loss: scalar tensor of ``self.dtype``.
+            accuracies_support: float32 (S+1,), ``adapt``'s accuracies averaged over tasks.
+            accuracy_query: float32 scalar, query accuracy of phi_S averaged over tasks.
+        """
+        # BEGIN SOLUTION
+        steps = self.num_inner_steps
+        multi_step = train and self.multi_step_loss
+        importance = self.importance_vector() if multi_step else None
+        outer_losses, accuracies_support, accuracies_query = [], [], []
+        for images_support, labels_support, images_query, labels_query in task_batch:
+            trajectory, accuracies = self.adapt(images_support, labels_support, train, second_order)
+            query_losses = []
+            for step in (range(1, steps + 1) if multi_step else [steps]):
+                logits = self.forward(images_query, trajectory[step], step, train)
+                query_losses.append(cross_entropy(logits, labels_query))
+            if multi_step:
+                outer_losses.append(tf.tensordot(importance, tf.stack(query_losses), axes=1))
+            else:
+                outer_losses.append(query_losses[0])
+            accuracies_support.append(accuracies)
+            accuracies_query.append(accuracy(logits, labels_query))  # logits of phi_S
+        return (
+            tf.reduce_mean(tf.stack(outer_losses)),
+            tf.reduce_mean(tf.stack(accuracies_support), axis=0),
+            tf.reduce_mean(tf.stack(accuracies_query)),
+        )
+        # END SOLUTION
+
+    # ----------------------------------------- provided: training step, weights
+
+    def _train_step_eager(self, task_batch, second_order):
+        with tf.GradientTape() as tape:
+            outer_loss, accuracies_support, accuracy_query = self.outer_loop(
+                task_batch, train=True, second_order=second_order)
+        variables = self.trainable_variables
+        gradients = tape.gradient(outer_loss, variables)
+        # Under first order, the BN weights of a step index that only shapes a stopped
+        # inner gradient (index 0 always, 1..S-1 without MSL) do not reach the loss.
+        bn_weights = {v.ref() for v in self.bn_weights.values()}
+        gradients = [tf.zeros_like(v) if g is None and v.ref() in bn_weights else g
+                     for v, g in zip(variables, gradients)]
+        missing = [v.name for v, g in zip(variables, gradients) if g is None]
+        if missing:
+            raise ValueError(
+                f"outer_loss does not depend on {missing}: the adapted parameters must be computed "
+                f"from self.meta_parameters (and self.inner_lrs) with TensorFlow ops, without .numpy()."
+            )
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return outer_loss, accuracies_support, accuracy_query
+
+    def train_step(self, task_batch: Sequence[load_data.Task]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One outer step, second order when ``second_order_at(t)`` says so.
+
+        What changes over training is read inside the compiled step from
+        ``optimizer.iterations`` (MSL importance, CA learning rate), so it never
+        retraces for them. The derivative order is a Python bool argument:
+        tf.function keeps one graph per value, so with DA the step is traced a
+        second time, exactly once, at iteration ``da_iterations``.
+
+        Returns ``outer_loop``'s three outputs (before the update).
+        """
+        second_order = self.second_order_at(int(self.optimizer.iterations.numpy()))
+        return self._train_step(_as_tensors(task_batch), second_order)
+
+    def checkpoint_state(self) -> dict[str, dict[str, tf.Variable]]:
+        """Variables beyond MAML's that a training checkpoint holds."""
+        return {"bn_weights": self.bn_weights, "bn_stats": self.bn_stats}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """MAML's arrays plus "bn/<name>" for every per-step BN weight and statistic."""
+        arrays = super().weights()
+        arrays.update({f"bn/{name}": v.numpy() for name, v in {**self.bn_weights, **self.bn_stats}.items()})
+        return arrays
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Loads an ``.npz`` written by ``save_weights``; checks every name and shape."""
+        super().load_weights(path)  # checks all of weights(), assigns MAML's part
+        with np.load(path) as stored:
+            for name, variable in {**self.bn_weights, **self.bn_stats}.items():
+                variable.assign(stored[f"bn/{name}"])
+
+
+def check_mamlpp_settings(hp: dict) -> None:
+    """Raises ValueError, saying what to change, for settings MAML++ cannot run with.
+
+    Args:
+        hp: MAMLPlusPlus's arguments by name (the hparams keys), with
+            ``cosine_iterations`` for the length of the cosine schedule.
+    """
+    problems = []
+    if hp["multi_step_loss"] and hp["num_inner_steps"] < 1:
+        problems.append("the multi-step loss needs num_inner_steps >= 1")
+    if hp["multi_step_loss"] and hp["msl_iterations"] < 1:
+        problems.append(f"msl_iterations must be >= 1, got {hp['msl_iterations']}")
+    if hp["per_step_inner_lrs"] and hp["learn_inner_lrs"]:
+        problems.append("per_step_inner_lrs already learns the inner learning rates "
+                        "(one per parameter and step): drop learn_inner_lrs")
+    if hp["derivative_annealing"] and hp["first_order"]:
+        problems.append("derivative annealing ends in second order: set first_order=False (--second-order)")
+    if hp["derivative_annealing"] and hp["da_iterations"] < 0:
+        problems.append(f"da_iterations must be >= 0, got {hp['da_iterations']}")
+    if hp["cosine_outer_lr"] and hp["cosine_iterations"] < 1:
+        problems.append(f"the cosine schedule needs >= 1 iteration, got {hp['cosine_iterations']}")
+    if hp["cosine_outer_lr"] and not 0 <= hp["min_outer_lr"] <= hp["outer_lr"]:
+        problems.append(f"min_outer_lr must be in [0, outer_lr={hp['outer_lr']}], got {hp['min_outer_lr']}")
+    if problems:
+        raise ValueError("MAML++ settings: " + "; ".join(problems) + ".")
+
+
+def mamlpp_techniques(hp: dict) -> list[str]:
+    """Names (MSL, LSLR, ...) of the MAML++ techniques that ``hp`` switches on."""
+    return [short for key, short in MAMLPP_TECHNIQUES.items() if hp.get(key)]
+
+
+def build_mamlpp(hp: dict) -> MAMLPlusPlus:
+    """MAMLPlusPlus from a hyper-parameter record (``_hparams``)."""
+    settings = {key: hp[key] for key in (*MAMLPP_TECHNIQUES, *MAMLPP_SETTINGS)}
+    return MAMLPlusPlus(hp["num_way"], hp["num_inner_steps"], hp["inner_lr"], hp["learn_inner_lrs"],
+                        hp["outer_lr"], hp["first_order"], hp["seed"],
+                        cosine_iterations=hp["num_iterations"], **settings)
+
+
+def add_mamlpp_arguments(p: argparse.ArgumentParser) -> None:
+    """The command-line flags of the extra credit; all off trains plain (FO-)MAML."""
+    g = p.add_argument_group("extra credit: MAML++ (Antoniou et al., ICLR 2019); all off = plain MAML")
+    g.add_argument("--mamlpp", action="store_true", help="switch on all six techniques below")
+    g.add_argument("--multi-step-loss", action="store_true",
+                   help="MSL: query loss after every inner step, importance annealed to the last step")
+    g.add_argument("--msl-iterations", type=int, default=100,
+                   help="MSL: iterations of annealing; after them only the last step's loss")
+    g.add_argument("--per-step-inner-lrs", action="store_true",
+                   help="LSLR: learn one inner lr per parameter tensor and inner step")
+    g.add_argument("--per-step-bn-stats", action="store_true",
+                   help="BNRS: running BN statistics per inner step, used by validation and test")
+    g.add_argument("--per-step-bn-weights", action="store_true",
+                   help="BNWB: meta-learned BN scale and shift per inner step")
+    g.add_argument("--derivative-annealing", action="store_true",
+                   help="DA: first order before --da-iterations, second order after (implies --second-order)")
+    g.add_argument("--da-iterations", type=int, default=200, help="DA: first-order iterations")
+    g.add_argument("--cosine-outer-lr", action="store_true",
+                   help="CA: outer lr from --outer-lr down to --min-outer-lr over --num-iterations (cosine)")
+    g.add_argument("--min-outer-lr", type=float, default=1e-5, help="CA: final outer lr")
+
+
+def finish_mamlpp_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Expands --mamlpp, makes DA imply second order, and checks the combination."""
+    if args.mamlpp:
+        for key in MAMLPP_TECHNIQUES:
+            setattr(args, key, True)
+    if args.derivative_annealing:
+        args.first_order = False
+    if mamlpp_techniques(vars(args)):
+        try:
+            check_mamlpp_settings({**vars(args), "cosine_iterations": args.num_iterations})
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+    return args
+
+
+def mamlpp_hparams(args: argparse.Namespace) -> dict:
+    """The MAML++ part of the hyper-parameter record (--mamlpp expanded)."""
+    return {key: getattr(args, key) for key in (*MAMLPP_TECHNIQUES, *MAMLPP_SETTINGS)}
+
+
+def extra_checkpoint_state(model: MAML) -> dict:
+    """What a training checkpoint holds beyond MAML's variables (nothing for plain MAML)."""
+    return model.checkpoint_state() if isinstance(model, MAMLPlusPlus) else {}
+
+# ==== End of extra credit: MAML++ ============================================
+
+
 class GraphOrEager:
     """Calls ``fn`` as a ``tf.function``; if it cannot be traced, runs it eagerly.
 
@@ -506,7 +1045,7 @@ def _hparams(args: argparse.Namespace) -> dict:
     keys = ["num_way", "num_support", "num_query", "num_inner_steps", "inner_lr",
             "learn_inner_lrs", "outer_lr", "first_order", "meta_batch_size", "num_iterations",
             "val_interval", "num_val_tasks", "seed", "augment_rotations"]
-    return {key: getattr(args, key) for key in keys}
+    return {key: getattr(args, key) for key in keys} | mamlpp_hparams(args)  # | extra credit
 
 
 def _environment() -> dict:
@@ -515,6 +1054,8 @@ def _environment() -> dict:
 
 
 def build_maml(hp: dict) -> MAML:
+    if mamlpp_techniques(hp):  # extra credit
+        return build_mamlpp(hp)
     return MAML(hp["num_way"], hp["num_inner_steps"], hp["inner_lr"], hp["learn_inner_lrs"],
                 hp["outer_lr"], hp["first_order"], hp["seed"])
 
@@ -557,7 +1098,8 @@ def train(args: argparse.Namespace) -> dict:
     maml = build_maml(hp)
     iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
     checkpoint = tf.train.Checkpoint(meta_parameters=maml.meta_parameters, inner_lrs=maml.inner_lrs,
-                                     optimizer=maml.optimizer, iteration=iteration)
+                                     optimizer=maml.optimizer, iteration=iteration,
+                                     **extra_checkpoint_state(maml))
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
     history_path = log_dir / "history.csv"
     history: list[dict[str, float]] = []
@@ -573,6 +1115,9 @@ def train(args: argparse.Namespace) -> dict:
     writer = tf.summary.create_file_writer(str(log_dir / "tensorboard"))
     title = (f"{'FO-' if args.first_order else ''}MAML, {args.num_way}-way {args.num_support}-shot, "
              f"{args.num_inner_steps} inner steps")
+    if mamlpp_techniques(hp):  # extra credit
+        title = (f"MAML++ ({'+'.join(mamlpp_techniques(hp))}), {args.num_way}-way "
+                 f"{args.num_support}-shot, {args.num_inner_steps} inner steps")
 
     def validate(step: int, train_loss: float, train_acc: float, seconds: float) -> dict:
         support, query = maml.evaluate(val_tasks, chunk_size=args.meta_batch_size)
@@ -744,11 +1289,14 @@ def parser() -> argparse.ArgumentParser:
                    help="threads inside one op; 1 is fastest for these small ops on few cores")
     p.add_argument("--inter-op-threads", type=int, default=0,
                    help="ops run in parallel (tasks of a batch); 0 = one per CPU core")
+    add_mamlpp_arguments(p)  # extra credit
     return p
 
 
 def default_log_dir(args: argparse.Namespace) -> str:
     order = "fomaml" if args.first_order else "maml"
+    if mamlpp_techniques(vars(args)):  # extra credit
+        order = "mamlpp"
     return (f"runs/{order}_{args.num_way}way_{args.num_support}shot_{args.num_inner_steps}steps"
             f"_lr{args.inner_lr:g}{'_learnlr' if args.learn_inner_lrs else ''}_seed{args.seed}")
 
@@ -759,7 +1307,7 @@ def configure_threads(intra: int, inter: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    args = finish_mamlpp_args(parser().parse_args(argv))  # extra credit: expands --mamlpp
     configure_threads(args.intra_op_threads, args.inter_op_threads)
     args.log_dir = args.log_dir or default_log_dir(args)
     if args.test:
