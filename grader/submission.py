@@ -226,7 +226,7 @@ def parse_zip_name(file_name: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- layout
 
 
-def _is_optional(path: str) -> bool:
+def is_optional(path: str) -> bool:
     return any(pattern.fullmatch(path) for pattern in OPTIONAL)
 
 
@@ -238,7 +238,7 @@ def layout_problems(paths: Iterable[str]) -> list[str]:
     if missing:
         problems.append(f"missing: {', '.join(missing)}. Train, fill the report and make the zip with "
                         f"`python -m grader submit` (see the README, Submission).")
-    unexpected = sorted(p for p in paths if p not in REQUIRED and not _is_optional(p))
+    unexpected = sorted(p for p in paths if p not in REQUIRED and not is_optional(p))
     top = {p.split("/")[0] for p in paths}
     if missing and len(top) == 1 and "/".join([*top, "maml.py"]) in paths:
         folder = next(iter(top))
@@ -254,7 +254,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _size_problems(sizes: Mapping[str, int]) -> list[str]:
+def size_problems(sizes: Mapping[str, int]) -> list[str]:
     problems = [f"{path} is {size / 2**20:.1f} MB, more than the limit of {MAX_FILE_BYTES // 2**20} MB per file."
                 for path, size in sorted(sizes.items()) if size > MAX_FILE_BYTES]
     total = sum(sizes.values())
@@ -338,7 +338,7 @@ def write_submission(files: Mapping[str, bytes | os.PathLike | str], name: str, 
         except OSError as error:
             problems.append(f"cannot read {source} (for {path}): {error.strerror or error}.")
     problems += layout_problems(files)
-    problems += _size_problems({p: len(c) for p, c in contents.items()})
+    problems += size_problems({p: len(c) for p, c in contents.items()})
     if problems:
         raise SubmissionError(problems)
 
@@ -447,7 +447,7 @@ def read_submission(zip_path: str | os.PathLike, destination: str | os.PathLike,
             (duplicates if info.filename in seen else seen).add(info.filename)
         if duplicates:
             problems.append(f"the zip holds {', '.join(sorted(duplicates))} more than once.")
-        problems += _size_problems({info.filename: info.file_size for info in files})
+        problems += size_problems({info.filename: info.file_size for info in files})
         if problems:
             raise SubmissionError(problems)
 
