@@ -558,14 +558,16 @@ def plot_comparison(curves: dict[str, list[dict[str, float]]], path: Path, title
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    lowest = 1.0
     for color, (label, history) in zip(("C0", "C1", "C2", "C3"), curves.items()):
         seconds = np.array([r["seconds"] for r in history])
         val = np.array([r["val_accuracy_query"] for r in history])
         ci = np.array([r["val_accuracy_query_ci95"] for r in history])
         ax.plot(seconds, val, color=color, lw=2, marker="o", ms=3, label=label)
         ax.fill_between(seconds, val - ci, val + ci, color=color, alpha=0.2)
+        lowest = min(lowest, float(np.nanmin(val - ci)))
     ax.set(xlabel="training time (s, validation included)", ylabel="validation query accuracy",
-           ylim=(0, 1.01), title=title)
+           ylim=(max(0.0, math.floor(lowest * 10) / 10), 1.005), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -644,7 +646,7 @@ def parser() -> argparse.ArgumentParser:
     formatter = argparse.ArgumentDefaultsHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--intra-op-threads", type=int, default=0,
-                        help="threads inside one op; 0 = one per CPU core (best for one large minibatch)")
+                        help="threads inside one op; 0 = one per CPU core")
     common.add_argument("--inter-op-threads", type=int, default=0,
                         help="ops run in parallel (tasks of a chunk); 0 = one per CPU core")
     p = argparse.ArgumentParser(
