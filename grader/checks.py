@@ -33,6 +33,10 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RTOL = 1e-6  # relative to the size of the expected change; float64 round-off is ~1e-12
 ATOL_ACCURACY = 1e-6
+# What a probe in the sandbox may see of a fixture: its inputs, never the expected results.
+INPUT_KEYS = ("num_way", "num_inner_steps", "num_steps", "learning_rate",
+              "images_support", "labels_support", "images_query", "labels_query")
+INPUT_PREFIXES = ("theta/", "inner_lr/", "frozen/")
 
 
 def load_fixture(name: str) -> dict[str, np.ndarray]:
@@ -40,6 +44,12 @@ def load_fixture(name: str) -> dict[str, np.ndarray]:
     path = FIXTURES / f"{name}.npz"
     with np.load(path) as stored:
         return {key: stored[key] for key in stored.files}
+
+
+def inputs(fixture: dict) -> dict[str, np.ndarray]:
+    """The inputs of a fixture (``INPUT_KEYS``, ``INPUT_PREFIXES``): what is sent to the student's process."""
+    return {key: value for key, value in fixture.items()
+            if key in INPUT_KEYS or key.startswith(INPUT_PREFIXES)}
 
 
 def parameter_names(fixture: dict, prefix: str = "theta/") -> list[str]:
@@ -85,10 +95,11 @@ def as_numpy(value, what: str) -> np.ndarray:
     """``value`` as a numpy array, or an AssertionError saying what it was instead."""
     if value is None:
         raise AssertionError(f"{what} is None")
+    kind = getattr(value, "type_name", type(value).__name__)  # wire.Opaque: what the student's code returned
     try:
         return np.asarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise AssertionError(f"{what} is not a tensor of numbers ({type(value).__name__}: {error})") from None
+        raise AssertionError(f"{what} is not a tensor of numbers ({kind}: {error})") from None
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray | float) -> float:

@@ -21,6 +21,13 @@ Failures become one short message, never a traceback wall:
 * ``StudentCodeError`` (the grader's message is the whole story, e.g. an
   import that failed) and any other exception -> status "error", naming the
   exception and the innermost line of the student's code it came from.
+* ``StudentFailure`` from the sandbox: the status and message the student's
+  process reported (the same rules, applied there), or why it ended.
+
+Student code never runs in this process: tests get the session fixture
+``student``, a ``grader.sandbox.Sandbox`` on the code in ``--grader-student-dir``
+(default: the handout folder), and call probes in it (``grader/probes.py``).
+The sandbox is stopped before the results are written.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from grader.report import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
+from grader.sandbox import Sandbox, SandboxError, StudentFailure
 
 ROOT = Path(__file__).resolve().parent.parent  # the handout folder
 GRADER_DIR = ROOT / "grader"
@@ -83,6 +91,11 @@ def _shorten(text: str) -> str:
 
 def describe_failure(error: BaseException) -> tuple[str, str]:
     """(status, message) for an exception raised while running a test."""
+    if isinstance(error, StudentFailure):
+        return error.status, error.message
+    if isinstance(error, SandboxError):
+        return ERROR, _shorten(f"the grader could not run your code, a problem of the grader (please tell "
+                               f"the course staff): {error}")
     frames = _student_frames(error.__traceback__)
     if isinstance(error, NotImplementedError):
         if frames:
@@ -114,10 +127,46 @@ def _title(item: pytest.Item) -> str:
 class Recorder:
     """Collects one TestResult per test and writes them at the end of the session."""
 
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None, student_dir: str | None):
         self.path = path
+        self.student_dir = student_dir or str(ROOT)
         self.results = Results()
         self.by_id: dict[str, TestResult] = {}
+        self.sandbox: Sandbox | None = None
+        self.sandbox_log = ""
+
+    @pytest.fixture(scope="session")
+    def student(self):
+        """The sandbox running the student's code (started on the first call)."""
+        readable = []
+        try:
+            import load_data
+
+            cache = load_data.data_dir() / load_data.CACHE_NAME
+            readable = [str(cache)] if cache.is_file() else []
+        except Exception:  # noqa: BLE001 - no data: probes that need it say so
+            pass
+        self.sandbox = Sandbox(self.student_dir, readable=tuple(readable))
+        try:
+            yield self.sandbox
+        finally:
+            self.close_sandbox()
+
+    def close_sandbox(self) -> None:
+        """Stops the student's process (and everything it started); notes what the sandbox achieved."""
+        sandbox, self.sandbox = self.sandbox, None
+        if sandbox is None:
+            return
+        sandbox.close()
+        if sandbox.starts:
+            self.results.notes.append(f"student code ran as {sandbox.notes.get('account')}; network: "
+                                      f"{sandbox.notes.get('network')}")
+        self.sandbox_log = sandbox.report()
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.sandbox_log:
+            terminalreporter.write_sep("-", "sandbox (what the student's code printed, and the limits)")
+            terminalreporter.write_line(self.sandbox_log)
 
     def _result(self, item: pytest.Item) -> TestResult:
         if item.nodeid not in self.by_id:
@@ -149,6 +198,7 @@ class Recorder:
                 + _shorten(str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown error"))
 
     def pytest_sessionfinish(self, session):
+        self.close_sandbox()  # nothing of the student's runs any more when the results are written
         if self.path:
             from grader import version
 
@@ -158,8 +208,11 @@ class Recorder:
 
 def pytest_addoption(parser):
     parser.addoption("--grader-json", default=None, help="write the graded results (JSON) to this path")
+    parser.addoption("--grader-student-dir", default=None,
+                     help="folder holding the student's maml.py and maml_transfer.py (default: the handout)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(value): what a graded test is worth")
-    config.pluginmanager.register(Recorder(config.getoption("grader_json")), "grader-recorder")
+    config.pluginmanager.register(Recorder(config.getoption("grader_json"), config.getoption("grader_student_dir")),
+                                  "grader-recorder")

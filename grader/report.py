@@ -54,6 +54,7 @@ class Results:
     tests: list[TestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # e.g. a test file that could not be loaded
     version: str = ""
+    notes: list[str] = field(default_factory=list)  # how the run went, e.g. what the sandbox achieved
 
     @property
     def points(self) -> float:
@@ -69,12 +70,13 @@ class Results:
 
     def to_json(self) -> str:
         return json.dumps({"version": self.version, "tests": [asdict(t) for t in self.tests],
-                           "problems": self.problems}, indent=2, ensure_ascii=False)
+                           "problems": self.problems, "notes": self.notes}, indent=2, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> "Results":
         data = json.loads(text)
-        return cls([TestResult(**t) for t in data["tests"]], list(data["problems"]), data["version"])
+        return cls([TestResult(**t) for t in data["tests"]], list(data["problems"]), data["version"],
+                   list(data.get("notes", [])))
 
     def write(self, path: str | os.PathLike) -> None:
         """Writes the JSON atomically (a reader never sees half a file)."""

@@ -1,0 +1,112 @@
+"""Probes: the grader code that calls the student's functions, run in the sandbox (``grader/worker.py``).
+
+Each probe receives a test's *inputs* (numbers and numpy arrays, never the
+expected results), imports the student's module, calls it and returns what it
+computed. The test compares that with the reference numbers in the grader's
+own process (``grader.sandbox``). TensorFlow and the student's modules are
+imported inside the functions, so the grader's process can import this module
+without either.
+
+Writing a probe for a new test (e.g. a hidden one): a module-level function
+taking keyword arguments and returning plain values, numpy arrays or tensors
+(dicts, lists and tuples of them); import the student's code with
+``student_module``; leave every comparison to the test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from grader import checks
+from grader.plugin import StudentCodeError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def student_module(name: str):
+    """Imports the student's ``<name>.py``; StudentCodeError with the reason if it cannot."""
+    path = ROOT / f"{name}.py"
+    if not path.is_file():
+        raise StudentCodeError(f"{path.name} is missing: it is not in the submission (or, running "
+                               f"`python -m grader`, not in the handout folder); keep the file name as given.")
+    try:
+        module = importlib.import_module(name)
+    except SyntaxError as error:
+        raise StudentCodeError(f"could not import {path.name}: {type(error).__name__}: {error.msg} "
+                               f"(line {error.lineno}: {(error.text or '').strip()!r})") from None
+    except BaseException as error:  # noqa: BLE001 - any failure of student code becomes a message
+        sys.modules.pop(name, None)
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        raise StudentCodeError(f"could not import {path.name}: {type(error).__name__}: {error} "
+                               f"({Path(last.filename).name} line {last.lineno})") from None
+    if Path(module.__file__).resolve() != path.resolve():
+        raise StudentCodeError(f"`import {name}` found {module.__file__}, not {path}: another {name} "
+                               f"shadows yours (rename or remove it).")
+    return module
+
+
+def _tasks(inputs: dict, dtype="float64"):
+    import numpy as np
+    import tensorflow as tf
+
+    return [tuple(tf.constant(part) for part in task)
+            for task in checks.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
+
+
+def _maml(inputs: dict, first_order: bool):
+    return checks.maml_from_fixture(student_module("maml"), inputs, first_order=first_order)
+
+
+def inner_loop(inputs: dict) -> dict:
+    """MAML.inner_loop on task 0 (first order, train=True), and the meta-parameters afterwards."""
+    model = _maml(inputs, first_order=True)
+    images, labels = _tasks(inputs)[0][:2]
+    result = model.inner_loop(images, labels, train=True)
+    return {"result": result, "meta_parameters": dict(model.meta_parameters)}
+
+
+def outer_loop(inputs: dict) -> object:
+    """MAML.outer_loop on all the fixture's tasks (first order, train=True)."""
+    return _maml(inputs, first_order=True).outer_loop(_tasks(inputs), train=True)
+
+
+def meta_gradient(inputs: dict, first_order: bool) -> dict:
+    """d outer loss / d meta-parameters (None where the loss does not depend on one)."""
+    import tensorflow as tf
+
+    model = _maml(inputs, first_order=first_order)
+    with tf.GradientTape() as tape:
+        result = model.outer_loop(_tasks(inputs), train=True)
+    if not isinstance(result, (tuple, list)) or not result:
+        return {"result": result, "gradients": None}
+    return {"result": None, "gradients": dict(tape.gradient(result[0], model.meta_parameters))}
+
+
+def train_step(inputs: dict) -> dict:
+    """One MAML.train_step; the tf.function warnings it raised and the meta-parameters before and after."""
+    model = _maml(inputs, first_order=True)
+    before = {name: variable.numpy().copy() for name, variable in model.meta_parameters.items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.train_step(checks.tasks_from_fixture(inputs))
+    return {"warnings": [str(w.message) for w in caught if "tf.function" in str(w.message)],
+            "before": before, "after": dict(model.meta_parameters)}
+
+
+def transfer_learn(inputs: dict, as_variables: bool = False) -> dict:
+    """transfer_learn on the fixture's task (float32), and the frozen parameters afterwards."""
+    import numpy as np
+    import tensorflow as tf
+
+    module = student_module("maml_transfer")
+    make = tf.Variable if as_variables else tf.constant
+    frozen = {name: make(inputs[f"frozen/{name}"].astype(np.float32))
+              for name in checks.parameter_names(inputs, "frozen/")}
+    task = list(_tasks(inputs, "float32")[0])
+    result = module.transfer_learn(frozen, task, int(inputs["num_way"]), num_steps=int(inputs["num_steps"]),
+                                   learning_rate=float(inputs["learning_rate"]))
+    return {"result": result, "frozen": frozen}

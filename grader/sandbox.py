@@ -1,0 +1,460 @@
+"""Runs student code in a separate, limited process; expected values never leave the grader.
+
+The graded tests run in a process that never imports student code. When a
+test needs the student's numbers it calls a *probe* in the sandbox::
+
+    result = student.call(probes.inner_loop, checks.inputs(fixture))
+
+A probe is a function in a grader module (``grader/probes.py``, or a module
+beside the hidden tests) that receives the inputs (plain values and numpy
+arrays), calls the student's code and returns what it computed. It runs in
+the worker process (``grader/worker.py``), which gets only those inputs; the
+test then compares the returned numbers with the expected ones in the grader's
+process. Whatever the student's code does there can make its own checks fail,
+never pass: the verdicts are computed here.
+
+The worker's folder (a fresh temporary folder per sandbox) holds a copy of
+the student's code files, ``load_data.py`` and the grader's Python modules
+(never the tests or fixtures), read-only, plus a writable home folder. Limits
+(``Limits``): time per call and in total, memory (address space), CPU time,
+size of written files, printed output (kept: the first and last
+``output_bytes / 2``; the rest is counted and dropped), processes, and size
+of the answers. The worker also cuts itself off the network and, when the
+grader runs as root, switches to a uid of its own (see ``grader/worker.py``).
+``notes`` says what was achieved on this machine.
+
+If the worker dies, hangs or sends garbage, the call raises
+``StudentFailure`` with the reason and the next call starts a new worker
+(at most ``Limits.max_starts`` in all).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from grader import wire
+
+GRADER_DIR = Path(__file__).resolve().parent
+ROOT = GRADER_DIR.parent  # the handout folder (in the autograder: its source/)
+STUDENT_FILES = ("maml.py", "maml_transfer.py")
+SCAFFOLD_FILES = ("load_data.py",)  # given to students unchanged: always the grader's copy
+STATUSES = ("failed", "error", "todo", "skipped")  # what a failure from the worker may say
+MAX_FAILURE_MESSAGE = 2000
+BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
+        "worker.main(sys.argv[2])")
+UID_RANGE = (1_900_000_000, 2_000_000_000)  # far above any account: a uid of its own per sandbox
+
+
+class StudentFailure(Exception):
+    """The student's code failed a probe; ``status`` and ``message`` are what the table shows."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status if status in STATUSES else "error"
+        self.message = str(message)[:MAX_FAILURE_MESSAGE]
+
+
+class SandboxError(RuntimeError):
+    """The grader could not run the sandbox at all (a problem of the grader, not the student)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one sandbox; every field can be set from the environment as GRADER_<FIELD>.
+
+    Attributes:
+        call_seconds: wall-clock time of one probe call.
+        total_seconds: wall-clock time of everything the sandbox runs (starts included).
+        startup_seconds: time for a worker to start (not the student's code).
+        memory_bytes: address space of the worker (RLIMIT_AS; TensorFlow alone reserves ~1.5 GB).
+        cpu_seconds: CPU time of one worker (RLIMIT_CPU), all its threads together.
+        file_bytes: the largest file the student's code may write (RLIMIT_FSIZE).
+        processes: processes and threads of the worker's uid (RLIMIT_NPROC; only with a uid of its own).
+        output_bytes: printed output kept for the log (first and last halves).
+        message_bytes: the largest answer accepted from the worker.
+        max_starts: workers started at most (a crash ends one; the next call starts another).
+        user: "auto", "always" or "never" (see ``grader.worker.harden``).
+        isolate_network: cut the worker off the network where the OS allows.
+    """
+
+    call_seconds: float = 300.0  # = the per-test timeout of grader/pytest.ini
+    total_seconds: float = 3600.0
+    startup_seconds: float = 120.0
+    memory_bytes: int = 8 * 2**30
+    cpu_seconds: float = 7200.0
+    file_bytes: int = 256 * 2**20
+    processes: int = 1024
+    output_bytes: int = 256 * 2**10
+    message_bytes: int = 512 * 2**20
+    max_starts: int = 8
+    user: str = "auto"
+    isolate_network: bool = True
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Limits":
+        """Defaults, then GRADER_<FIELD> variables (e.g. GRADER_CALL_SECONDS=60), then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            text = environ.get(f"GRADER_{field.name.upper()}")
+            if text is None:
+                continue
+            kind = type(getattr(cls, field.name))
+            try:
+                values[field.name] = (text.lower() in ("1", "true", "yes")) if kind is bool else kind(text)
+            except ValueError:
+                raise SandboxError(f"GRADER_{field.name.upper()}={text!r} is not a {kind.__name__}") from None
+        limits = replace(cls(), **values, **overrides)
+        if limits.user not in ("auto", "always", "never"):
+            raise SandboxError(f"GRADER_USER must be auto, always or never, not {limits.user!r}")
+        return limits
+
+
+class _OutputTail:
+    """Drains a pipe in a thread, keeping the first and last bytes of what came through."""
+
+    def __init__(self, pipe, keep: int):
+        self.head = bytearray()
+        self.tail: deque[bytes] = deque()
+        self.tail_size = 0
+        self.total = 0
+        self.keep = max(keep // 2, 1)
+        self.thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, pipe) -> None:
+        fd = pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.total += len(chunk)
+            room = self.keep - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail.append(chunk)
+                self.tail_size += len(chunk)
+                while self.tail_size - len(self.tail[0]) >= self.keep:
+                    self.tail_size -= len(self.tail.popleft())
+        pipe.close()
+
+    def text(self) -> str:
+        tail = b"".join(self.tail)[-self.keep:]
+        dropped = self.total - len(self.head) - len(tail)
+        middle = f"\n[... {dropped} bytes of output not kept ...]\n".encode() if dropped > 0 else b""
+        return (bytes(self.head) + middle + tail).decode("utf-8", errors="replace")
+
+    def last_lines(self, count: int = 6, width: int = 300) -> str:
+        lines = [line[:width] for line in self.text().strip().splitlines()[-count:]]
+        return "\n".join(lines)
+
+
+def _make_read_only(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    folder.chmod(0o555)
+
+
+def _remove(folder: Path) -> None:
+    def writable_again(function, path, _):
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+        function(path)
+
+    shutil.rmtree(folder, onerror=writable_again)
+
+
+def _kill_uid(uid: int) -> None:
+    """Kills every process of ``uid`` (a sandbox's own uid): kill(-1) sent as that uid."""
+    for _ in range(3):  # a process may fork while the first signal goes out
+        subprocess.run(["/bin/kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+class Sandbox:
+    """One student's code in a worker process; see the module docstring.
+
+    Args:
+        student_dir: where the student's code files are (only ``STUDENT_FILES`` are taken).
+        limits: default ``Limits.from_env()``.
+        readable: more files or folders the student's code reads (e.g. the
+            Omniglot cache); their readability by the worker's uid is checked.
+        env: more environment variables for the worker.
+    """
+
+    def __init__(self, student_dir: str | os.PathLike, *, limits: Limits | None = None,
+                 readable: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        self.limits = limits or Limits.from_env()
+        self.started = time.monotonic()
+        self.deadline = self.started + self.limits.total_seconds
+        self.job = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+        token = secrets.token_hex(8)  # the worker can use its folders, not list the job folder
+        self.workspace = self.job / f"code-{token}"
+        self.scratch = self.job / f"home-{token}"
+        self.readable = [str(Path(p).resolve()) for p in readable]
+        self.extra_env = dict(env or {})
+        self.process: subprocess.Popen | None = None
+        self.output: _OutputTail | None = None
+        self.outputs: list[str] = []  # the output of every worker that ended
+        self.starts = 0
+        self.notes: dict = {}
+        self.missing: list[str] = []
+        self._probes: dict[str, str] = {}  # probe module file -> module name in the worker
+        self._uid = secrets.randbelow(UID_RANGE[1] - UID_RANGE[0]) + UID_RANGE[0]
+        try:
+            self._build(Path(student_dir))
+        except BaseException:
+            _remove(self.job)
+            raise
+
+    # ------------------------------------------------------------ folders
+
+    def _build(self, student_dir: Path) -> None:
+        self.job.chmod(0o711)
+        self.workspace.mkdir()
+        (self.scratch / "tmp").mkdir(parents=True)
+        self.scratch.chmod(0o700)
+        for name in STUDENT_FILES:
+            if (student_dir / name).is_file():
+                shutil.copyfile(student_dir / name, self.workspace / name)
+            else:
+                self.missing.append(name)
+        for name in SCAFFOLD_FILES:
+            if (ROOT / name).is_file():
+                shutil.copyfile(ROOT / name, self.workspace / name)
+        (self.workspace / "grader").mkdir()
+        for source in GRADER_DIR.glob("*.py"):
+            shutil.copyfile(source, self.workspace / "grader" / source.name)
+        if (GRADER_DIR / "VERSION").is_file():
+            shutil.copyfile(GRADER_DIR / "VERSION", self.workspace / "grader" / "VERSION")
+        _make_read_only(self.workspace)
+
+    def _probe_name(self, probe) -> str:
+        """``module:function`` of a probe in the worker; a probe module outside grader/ is copied in."""
+        if isinstance(probe, str):
+            return probe
+        source = Path(inspect.getsourcefile(probe)).resolve()
+        name = f"{probe.__qualname__}"
+        if source.parent == GRADER_DIR:
+            return f"grader.{source.stem}:{name}"
+        if str(source) not in self._probes:
+            module = f"probes_{source.stem}" if not source.stem.startswith("probes_") else source.stem
+            target = self.workspace / "grader" / f"{module}.py"
+            if target.exists():
+                raise SandboxError(f"two probe modules would be called {module}: rename {source}")
+            folder = self.workspace / "grader"
+            folder.chmod(0o755)
+            try:
+                shutil.copyfile(source, target)
+                target.chmod(0o444)
+            finally:
+                folder.chmod(0o555)
+            self._probes[str(source)] = f"grader.{module}"
+        return f"{self._probes[str(source)]}:{name}"
+
+    # ------------------------------------------------------------ worker
+
+    def _env(self) -> dict[str, str]:
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "OMNIGLOT_DATA_DIR", "TF_CPP_MIN_LOG_LEVEL")
+        env = {k: os.environ[k] for k in keep if k in os.environ}
+        home = str(self.scratch)
+        env.update({
+            "HOME": home, "TMPDIR": f"{home}/tmp", "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"), "CUDA_VISIBLE_DEVICES": "",
+            "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "2",
+            "TF_DETERMINISTIC_OPS": "1", "GRADER_SANDBOX": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def _start(self) -> None:
+        if self.starts >= self.limits.max_starts:
+            raise StudentFailure("error", f"not run: the process running your code already ended "
+                                          f"{self.starts} times; fix the errors reported for earlier checks first.")
+        request_read, request_write = os.pipe()
+        response_read, response_write = os.pipe()
+        limits = self.limits
+        config = {
+            "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
+            "request_fd": request_read, "response_fd": response_write,
+            "user": limits.user, "uid": self._uid, "gid": self._uid, "isolate_network": limits.isolate_network,
+            "limits": {"memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds,
+                       "file_bytes": limits.file_bytes, "processes": limits.processes},
+        }
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-c", BOOT, str(self.workspace), json.dumps(config)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.scratch,
+                env=self._env(), pass_fds=(request_read, response_write), start_new_session=True)
+        finally:
+            os.close(request_read)
+            os.close(response_write)
+        self.starts += 1
+        self._request, self._response = request_write, response_read
+        self.output = _OutputTail(self.process.stdout, self.limits.output_bytes)
+        deadline = min(time.monotonic() + limits.startup_seconds, self.deadline)
+        try:
+            hello = wire.read_message(self._response, max_bytes=2**20, deadline=deadline)["hello"]
+        except (TimeoutError, EOFError, wire.WireError, KeyError, TypeError) as error:
+            self._stop()
+            raise SandboxError(f"the grader could not start the process for the student's code "
+                               f"({type(error).__name__}):\n{self.outputs[-1][-2000:]}") from None
+        self.notes = {key: hello.get(key) for key in ("uid", "own_uid", "account", "network")}
+
+    def _stop(self) -> None:
+        """Ends the worker and everything it started."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.notes.get("own_uid") and os.geteuid() == 0:
+            _kill_uid(int(self.notes["uid"]))
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self._request, self._response):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.output is not None:
+            self.output.thread.join(timeout=2)  # a process that escaped may still hold the pipe
+            self.outputs.append(self.output.text())
+
+    def close(self) -> None:
+        """Stops the worker and removes the sandbox's folders."""
+        self._stop()
+        if self.job.exists():
+            _remove(self.job)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ calls
+
+    def call(self, probe, args: dict | None = None, *, timeout: float | None = None):
+        """Runs ``probe(**args)`` in the worker and returns its result.
+
+        Args:
+            probe: a probe function (in grader/ or a module beside the tests) or "grader.module:function".
+            args: keyword arguments: plain values and numpy arrays.
+            timeout: seconds for this call (default ``Limits.call_seconds``).
+
+        Raises:
+            StudentFailure: the student's code raised, ended the process, ran
+                too long, or sent back something unreadable.
+        """
+        name = self._probe_name(probe)
+        what = name.split(":")[-1]
+        if time.monotonic() >= self.deadline:
+            raise StudentFailure("error", f"not run: the grader's total time limit of "
+                                          f"{self.limits.total_seconds:g} s was used up by earlier checks.")
+        if self.process is None:
+            self._start()
+        limit = max(min(timeout or self.limits.call_seconds, self.deadline - time.monotonic()), 0.0)
+        message = wire.encode({"probe": name, "args": args or {}})
+        done = False
+        try:
+            deadline = time.monotonic() + limit
+            self._send(message, deadline)
+            answer = wire.read_message(self._response, max_bytes=self.limits.message_bytes, deadline=deadline)
+            done = True
+        except TimeoutError:
+            raise StudentFailure("error", f"took longer than {limit:g} s, the limit of this check: look for "
+                                          f"an endless loop, or work repeated far more often than needed.") from None
+        except (EOFError, BrokenPipeError):
+            raise StudentFailure("error", self._death(what)) from None
+        except wire.WireError as error:
+            raise StudentFailure("error", f"the grader could not read what came back from {what} ({error}): "
+                                          f"does your code write to file descriptors it did not open?") from None
+        finally:
+            if not done:
+                self._stop()
+        if isinstance(answer, dict) and "result" in answer:
+            return answer["result"]
+        failure = answer.get("failure") if isinstance(answer, dict) else None
+        if isinstance(failure, dict) and isinstance(failure.get("message"), str):
+            raise StudentFailure(str(failure.get("status")), failure["message"])
+        self._stop()
+        raise StudentFailure("error", f"the grader got an answer it does not understand from {what}.")
+
+    def _send(self, message: bytes, deadline: float) -> None:
+        import select
+
+        view = memoryview(message)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [self._request], [], left)[1]:
+                raise TimeoutError
+            view = view[os.write(self._request, view[:65536]):]
+
+    def _death(self, what: str) -> str:
+        process = self.process
+        code = None
+        if process is not None:
+            try:
+                code = process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+        self._stop()
+        tail = self.outputs[-1].strip().splitlines()[-6:] if self.outputs else []
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+            reason = {
+                "SIGXCPU": f"it used more than {self.limits.cpu_seconds:g} s of CPU time",
+                "SIGKILL": "it was killed (SIGKILL), e.g. for using too much memory",
+                "SIGSEGV": "it crashed (segmentation fault)",
+                "SIGABRT": "it aborted (SIGABRT), often a TensorFlow error or running out of memory",
+            }.get(name, f"it was stopped by {name}")
+            text = f"the process running your code ended while running {what}: {reason}."
+        elif code is not None:
+            text = (f"the process running your code ended with exit status {code} while running {what}: your "
+                    f"code must not end the process (os._exit, sys.exit in a thread, os.kill, ...).")
+        else:
+            text = f"the process running your code closed its channel to the grader while running {what}."
+        if tail:
+            text += "\nLast output:\n" + "\n".join(line[:200] for line in tail)
+        return text
+
+    # ------------------------------------------------------------ reporting
+
+    def report(self) -> str:
+        """What the sandbox achieved and the student's output, for the instructor's log."""
+        notes = self.notes or {}
+        lines = [f"sandbox: user {notes.get('account', '(never started)')}; network "
+                 f"{notes.get('network', '(never started)')}; {self.starts} worker start(s); limits "
+                 + json.dumps({k: v for k, v in asdict(self.limits).items()
+                               if k in ("call_seconds", "total_seconds", "memory_bytes", "cpu_seconds")})]
+        outputs = self.outputs + ([self.output.text()] if self.process is not None and self.output else [])
+        for number, text in enumerate(outputs, 1):
+            if text.strip():
+                lines.append(f"--- output of worker {number} ---\n{text.rstrip()}")
+        return "\n".join(lines)

@@ -1,0 +1,228 @@
+"""The process that runs student code: started by ``grader.sandbox``, never by hand.
+
+It starts as grader code and hardens itself before any student code is
+imported, using only the standard library until then:
+
+1. resource limits (``resource.setrlimit``): address space (memory), CPU
+   seconds, size of any file written, no core dumps, and, when it runs under a
+   uid of its own, the number of processes;
+2. no network: a new, empty network namespace (``unshare(CLONE_NEWNET)``; as
+   an ordinary user together with a user namespace), when the kernel allows;
+3. when started as root: a uid and gid of its own (no other process or file
+   has them), no supplementary groups, and a check that root cannot be
+   regained;
+4. ``PR_SET_PDEATHSIG``: it dies with the grader.
+
+Then it reports what it achieved (``hello``) and serves requests: each names a
+*probe*, a grader function (``module:function``) that calls the student's
+code, and its arguments; the answer is the probe's return value
+(``grader.wire``) or ``{"failure": {status, message}}`` saying what the
+student's code did (the same messages as ``grader.plugin``). Expected values
+never come here: the grader compares in its own process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unshare_network() -> str:
+    """Moves this process into a new network namespace; returns a note on what happened."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNET) == 0:
+        return "isolated"
+    first = os.strerror(ctypes.get_errno())
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:  # an ordinary user may, where user namespaces are on
+        for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
+                           ("/proc/self/gid_map", f"{gid} {gid} 1")):
+            try:
+                with open(path, "w") as handle:
+                    handle.write(text)
+            except OSError:
+                pass
+        return "isolated (user namespace)"
+    return f"not isolated: unshare failed ({first}; with a user namespace: {os.strerror(ctypes.get_errno())})"
+
+
+def _set_limits(limits: dict, own_uid: bool) -> None:
+    def limit(kind, value):
+        value = int(value)
+        _, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(kind, (value, value))
+
+    limit(resource.RLIMIT_AS, limits["memory_bytes"])
+    limit(resource.RLIMIT_CPU, limits["cpu_seconds"])
+    limit(resource.RLIMIT_FSIZE, limits["file_bytes"])
+    limit(resource.RLIMIT_CORE, 0)
+    if own_uid:  # counts every process of the uid: only meaningful when the uid is this sandbox's alone
+        limit(resource.RLIMIT_NPROC, limits["processes"])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too large file is an OSError, not a silent death
+
+
+def _unreadable_as(uid: int, gid: int, paths: list[str]) -> str | None:
+    """The first of ``paths`` that ``uid`` cannot read (None: all readable), tried with effective ids."""
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        for path in paths:
+            try:
+                if os.path.isdir(path):
+                    os.listdir(path)
+                else:
+                    with open(path, "rb"):
+                        pass
+            except OSError:
+                return path
+        return None
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def _needed_paths(config: dict) -> list[str]:
+    """What the student's process reads: the Python installation, numpy, TensorFlow, its own folders."""
+    import importlib.util
+
+    paths = [os.path.dirname(os.__file__), os.__file__, config["workspace"]]
+    for name in ("numpy", "tensorflow"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            paths.append(os.path.dirname(spec.origin))
+    return paths + [p for p in config.get("readable", []) if os.path.exists(p)]
+
+
+def _drop_privileges(uid: int, gid: int, scratch: str) -> None:
+    for folder, folders, files in os.walk(scratch):
+        for path in [folder, *(os.path.join(folder, name) for name in [*folders, *files])]:
+            os.lchown(path, uid, gid)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise RuntimeError("root could be regained after dropping privileges")
+
+
+def harden(config: dict) -> dict:
+    """Applies the limits, network isolation and user of ``config``; returns what was achieved.
+
+    ``config["user"]``: "auto" (a uid of its own when started as root and the
+    Python installation is readable by that uid; otherwise stay, with a note),
+    "always" (a uid of its own whenever started as root) or "never".
+    """
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the grader is already gone
+        os._exit(70)
+    user, uid, gid = config.get("user", "auto"), config.get("uid"), config.get("gid")
+    if os.getuid() != 0:
+        uid, account = None, "the grader's own user (the grader does not run as root)"
+    elif user == "never" or uid is None:
+        uid, account = None, "root (a separate user is switched off)"
+    else:
+        blocked = _unreadable_as(uid, gid, _needed_paths(config)) if user == "auto" else None
+        if blocked:
+            uid, account = None, (f"root: {blocked} is not readable by other users, so student code cannot "
+                                  f"run as one; install Python where every user can read it (as the "
+                                  f"autograder's setup.sh does)")
+        else:
+            account = f"uid {uid}, a user of its own"
+    network = _unshare_network() if config.get("isolate_network", True) else "not isolated: switched off"
+    _set_limits(config["limits"], own_uid=uid is not None)
+    if uid is not None:
+        _drop_privileges(uid, gid, config["scratch"])
+    os.umask(0o077)
+    os.chdir(config["scratch"])
+    return {"uid": os.getuid(), "own_uid": uid is not None, "account": account, "network": network}
+
+
+def _call(probe: str, args: dict):
+    import importlib
+
+    module_name, _, function_name = probe.partition(":")
+    if not module_name.startswith("grader."):
+        raise ValueError(f"not a grader probe: {probe!r}")
+    function = importlib.import_module(module_name)
+    for part in function_name.split("."):
+        function = getattr(function, part)
+    _seed()
+    return function(**args)
+
+
+def _seed() -> None:
+    """The same random state before every probe, so a submission gets the same numbers on every run."""
+    import random
+
+    random.seed(0)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(0)
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(0)
+
+
+def _describe(error: BaseException) -> dict:
+    from grader.plugin import describe_failure
+
+    if isinstance(error, SystemExit):
+        return {"status": "error", "message": f"your code called sys.exit({error.code!r}) (or exit/quit): "
+                                              f"remove it; the grader calls your functions itself."}
+    if isinstance(error, KeyboardInterrupt):
+        return {"status": "error", "message": "your code raised KeyboardInterrupt"}
+    if isinstance(error, MemoryError):
+        return {"status": "error", "message": "your code ran out of memory (MemoryError): the grader's "
+                                              "limit is far above what the assignment needs; look for "
+                                              "arrays that grow without bound."}
+    status, message = describe_failure(error)
+    return {"status": status, "message": message}
+
+
+def serve(request_fd: int, response_fd: int, hello: dict) -> None:
+    from grader import wire
+
+    wire.write_message(response_fd, {"hello": hello})
+    while True:
+        try:
+            request = wire.read_message(request_fd, max_bytes=2**40)
+        except EOFError:
+            return
+        try:
+            answer = {"result": _call(request["probe"], request.get("args") or {})}
+        except BaseException as error:  # noqa: BLE001 - whatever the student's code raised is reported
+            try:
+                answer = {"failure": _describe(error)}
+            except BaseException as inner:  # noqa: BLE001 - describing must not end the worker
+                answer = {"failure": {"status": "error", "message": f"{type(error).__name__} "
+                                                                    f"(not describable: {type(inner).__name__})"}}
+        try:
+            message = wire.encode(answer)
+        except BaseException as error:  # noqa: BLE001
+            message = wire.encode({"failure": {"status": "error", "message": f"the result could not be sent "
+                                                                           f"back ({type(error).__name__})"}})
+        view = memoryview(message)
+        while view:
+            view = view[os.write(response_fd, view):]
+
+
+def main(config_text: str) -> None:
+    config = json.loads(config_text)
+    hello = harden(config)
+    serve(config["request_fd"], config["response_fd"], hello)
+    sys.stdout.flush()
+    os._exit(0)
