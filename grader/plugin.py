@@ -23,6 +23,8 @@ Failures become one short message, never a traceback wall:
   exception and the innermost line of the student's code it came from.
 * ``StudentFailure`` from the sandbox: the status and message the student's
   process reported (the same rules, applied there), or why it ended.
+* ``PartialCredit`` (raised by ``Parts.finish``): status "failed" with that
+  fraction of the test's points, "passed" with a note when the fraction is 1.
 
 Student code never runs in this process: tests get the session fixture
 ``student``, a ``grader.sandbox.Sandbox`` on the code in ``--grader-student-dir``
@@ -32,6 +34,7 @@ The sandbox is stopped before the results are written.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from pathlib import Path
 
@@ -48,6 +51,54 @@ MAX_MESSAGE_CHARS = 1200
 
 class StudentCodeError(Exception):
     """Raised by grader code with a complete, student-facing message."""
+
+
+class PartialCredit(AssertionError):
+    """A test earned ``fraction`` (0..1) of its points; the message says what was missing."""
+
+    def __init__(self, fraction: float, message: str):
+        super().__init__(message)
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
+
+
+class Parts:
+    """Partial credit inside one test: every part has a weight, a failed part loses it::
+
+        parts = Parts()
+        with parts.part(3, "adapted parameters"):
+            checks.check_parameters(...)
+        with parts.part(1, "support accuracies"):
+            ...
+        parts.finish()  # PartialCredit naming the failed parts, unless all passed
+
+    A part fails on an AssertionError or a StudentFailure (its message is kept);
+    a StudentFailure with status "todo" (code not written yet) ends the test.
+    ``note`` adds a sentence shown even when everything passed.
+    """
+
+    def __init__(self):
+        self.total = self.earned = 0.0
+        self.messages: list[str] = []
+
+    @contextlib.contextmanager
+    def part(self, weight: float, name: str):
+        self.total += weight
+        try:
+            yield
+        except (AssertionError, StudentFailure) as error:
+            if isinstance(error, StudentFailure) and error.status == TODO:
+                raise
+            message = error.message if isinstance(error, StudentFailure) else str(error)
+            self.messages.append(f"{name}: {message.strip() or 'failed'}")
+        else:
+            self.earned += weight
+
+    def note(self, message: str) -> None:
+        self.messages.append(message)
+
+    def finish(self) -> None:
+        if self.messages or self.earned < self.total:
+            raise PartialCredit(self.earned / self.total if self.total else 1.0, "\n".join(self.messages))
 
 
 def points(value: float):
@@ -187,8 +238,12 @@ class Recorder:
             result.status, result.points = SKIPPED, 0.0
             result.message = str(call.excinfo.value) if call.excinfo else "skipped"
         elif report.failed:
-            status, message = describe_failure(call.excinfo.value)
-            result.status, result.points, result.message = status, 0.0, message
+            error = call.excinfo.value
+            status, message = describe_failure(error)
+            earned = error.fraction * result.max_points if isinstance(error, PartialCredit) else 0.0
+            if isinstance(error, PartialCredit) and error.fraction == 1.0:
+                status = PASSED
+            result.status, result.points, result.message = status, earned, message
         return report
 
     def pytest_collectreport(self, report):
