@@ -1,19 +1,32 @@
-"""Generates the public grader's fixtures from the reference solution.
+"""Generates the grader's fixtures from the reference solution, and the numbers of known mistakes.
 
-    python -m instructor.make_fixtures          # (re)write grader/fixtures/*.npz
-    python -m instructor.make_fixtures --check  # exit 1 if they differ from the reference's numbers
+    python -m instructor.make_fixtures          # (re)write every fixture
+    python -m instructor.make_fixtures --check  # exit 1 if one differs from what the reference computes now
 
-The fixtures are the expected numbers of the public tests (``grader/checks.py``
-documents their keys). They are computed here, by the reference solution in
-this repository's ``maml.py``, on a few real Omniglot validation tasks:
+Two kinds of fixture, built the same way:
 
-* 3-way 2-shot tasks with 2 queries per class, 2 tasks: the drawings are stored
-  as uint8, which is exact (the preprocessed data set is uint8 / 255);
-* a conv-4 network with 4 filters (a few hundred parameters, so the files stay
-  small) and non-zero biases, in float64, so a correct implementation matches
-  to round-off (~1e-12) and the tests can use tight tolerances;
-* 2 inner steps with a different inner learning rate for every parameter, so an
-  implementation that ignores ``self.inner_lrs`` cannot match.
+* public, ``grader/fixtures/*.npz`` (in the handout; ``grader/checks.py``
+  documents the keys): ``maml.npz`` and ``transfer.npz``;
+* hidden, ``instructor/autograder/fixtures/*.npz`` (only in the autograder
+  bundle): ``maml_hidden.npz`` and ``transfer_hidden.npz``, other tasks and
+  shapes than the public ones, so code fitted to the public numbers fails them.
+
+Each holds inputs (real Omniglot validation tasks stored as uint8, exact;
+small conv-4 parameters with non-zero biases; a different inner learning rate
+per parameter), the reference's results on them, computed in float64 so a
+correct implementation matches to round-off (~1e-12), and the results of every
+known mistake of ``instructor/mistakes.py`` (``mistake/<key>/<quantity>``,
+stored only where the mistake gives a number that differs from the
+reference's). ``grader/feedback.py`` compares a student's wrong numbers with
+them to name the mistake.
+
+The public maml fixture: 3-way 2-shot tasks with 2 queries per class, 2 tasks,
+2 inner steps, 4 filters. The hidden one: 5-way 1-shot with 1 query per class
+(so N*K = N and an argmax over the wrong axis gives a number instead of an
+error), 4 tasks (summing over tasks gives 4x), 3 inner steps, 8 filters, and
+also the meta-gradient of the inner learning rates and of evaluation
+(``train=False``). Transfer fixtures run ``transfer_learn`` on task 0 of the
+matching maml fixture with its conv layers as the frozen features.
 
 Files are written byte-reproducibly: regenerating unchanged fixtures changes
 nothing in git.
@@ -23,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -31,15 +46,37 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader import checks  # noqa: E402
+from grader import checks, feedback  # noqa: E402
+from instructor import mistakes  # noqa: E402
 from instructor.release.archive import npz_bytes, write_atomic  # noqa: E402
 
-NUM_WAY, NUM_SUPPORT, NUM_QUERY, NUM_TASKS = 3, 2, 2, 2
-NUM_INNER_STEPS = 2
-NUM_FILTERS = 4
-SEED = 5  # task stream of the validation split, and the initialisation
-TRANSFER_STEPS, TRANSFER_LR = 5, 0.5  # fewer steps than the default: the test checks they are honoured
+HIDDEN_FIXTURES = ROOT / "instructor" / "autograder" / "fixtures"
 COMPARE_RTOL = 1e-9  # regenerated vs stored: float64 on another machine differs by round-off only
+DISTINCT = 1e-6  # a mistake's number is stored when it differs from the reference's by more (relative)
+
+
+@dataclass(frozen=True)
+class MamlSetting:
+    """The inputs of a maml fixture: which tasks, which network, which inner loop."""
+
+    seed: int  # task stream of the validation split, and the initialisation
+    num_way: int
+    num_support: int
+    num_query: int
+    num_tasks: int
+    num_inner_steps: int
+    num_filters: int
+    first_lr: float  # inner lr of the first parameter; each next one gets lr_step more
+    lr_step: float
+    extended: bool  # also the meta-gradients of the inner lrs and of evaluation (train=False)
+
+
+PUBLIC_MAML = MamlSetting(seed=5, num_way=3, num_support=2, num_query=2, num_tasks=2, num_inner_steps=2,
+                          num_filters=4, first_lr=0.3, lr_step=0.04, extended=False)
+HIDDEN_MAML = MamlSetting(seed=29, num_way=5, num_support=1, num_query=1, num_tasks=4, num_inner_steps=3,
+                          num_filters=8, first_lr=0.45, lr_step=-0.03, extended=True)
+PUBLIC_TRANSFER = (5, 0.5)  # (num_steps, learning_rate): fewer steps than the default, so they are checked
+HIDDEN_TRANSFER = (7, 0.3)
 
 
 def _uint8(images: np.ndarray) -> np.ndarray:
@@ -50,90 +87,239 @@ def _uint8(images: np.ndarray) -> np.ndarray:
     return stored
 
 
-def maml_fixture() -> dict[str, np.ndarray]:
-    """The arrays of ``grader/fixtures/maml.npz``, computed by the reference."""
+# ------------------------------------------------------------------ inputs
+
+
+def maml_inputs(setting: MamlSetting) -> dict[str, np.ndarray]:
+    """Tasks, meta-parameters and inner learning rates of a maml fixture."""
     import tensorflow as tf
 
     import load_data
     import maml
 
     data = load_data.load_omniglot(progress=False)
-    sampler = load_data.TaskSampler(data, "val", NUM_WAY, NUM_SUPPORT, NUM_QUERY, seed=SEED)
-    tasks = [sampler.task(i) for i in range(NUM_TASKS)]
+    sampler = load_data.TaskSampler(data, "val", setting.num_way, setting.num_support, setting.num_query,
+                                    seed=setting.seed)
+    tasks = [sampler.task(i) for i in range(setting.num_tasks)]
     fixture: dict[str, np.ndarray] = {
-        "num_way": np.array(NUM_WAY), "num_inner_steps": np.array(NUM_INNER_STEPS),
+        "num_way": np.array(setting.num_way), "num_inner_steps": np.array(setting.num_inner_steps),
         "images_support": np.stack([_uint8(t.images_support) for t in tasks]),
         "labels_support": np.stack([t.labels_support for t in tasks]).astype(np.int32),
         "images_query": np.stack([_uint8(t.images_query) for t in tasks]),
         "labels_query": np.stack([t.labels_query for t in tasks]).astype(np.int32),
     }
-    theta = maml.init_parameters(NUM_WAY, num_filters=NUM_FILTERS, seed=SEED, dtype=tf.float64)
-    rng = np.random.default_rng(SEED)
+    theta = maml.init_parameters(setting.num_way, num_filters=setting.num_filters, seed=setting.seed,
+                                 dtype=tf.float64)
+    rng = np.random.default_rng(setting.seed)
     for i, (name, value) in enumerate(theta.items()):
         value = value.numpy()
         if name.startswith("b"):  # zero biases would hide a bias that is never updated
             value = rng.normal(0.0, 0.1, value.shape)
         fixture[f"theta/{name}"] = value
-        fixture[f"inner_lr/{name}"] = np.array(0.3 + 0.04 * i)
-
-    model = checks.maml_from_fixture(maml, fixture, first_order=True)
-    task_tensors = [tuple(tf.constant(part) for part in task) for task in checks.tasks_from_fixture(fixture)]
-    phi, accuracies = model.inner_loop(task_tensors[0][0], task_tensors[0][1], train=True)
-    fixture.update({f"inner/phi/{name}": value.numpy() for name, value in phi.items()})
-    fixture["inner/accuracies"] = accuracies.numpy().astype(np.float64)
-    for order, first_order in (("fo", True), ("so", False)):
-        model = checks.maml_from_fixture(maml, fixture, first_order=first_order)
-        with tf.GradientTape() as tape:
-            loss, accuracies_support, accuracy_query = model.outer_loop(task_tensors, train=True)
-        gradients = tape.gradient(loss, model.meta_parameters)
-        fixture.update({f"grad_{order}/{name}": g.numpy() for name, g in gradients.items()})
-        if first_order:
-            fixture["outer/loss"] = np.array(float(loss))
-            fixture["outer/accuracies_support"] = accuracies_support.numpy().astype(np.float64)
-            fixture["outer/accuracy_query"] = np.array(float(accuracy_query))
+        fixture[f"inner_lr/{name}"] = np.array(setting.first_lr + setting.lr_step * i)
     return fixture
 
 
-def transfer_fixture(source: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays of ``grader/fixtures/transfer.npz``: ``transfer_learn`` on task 0 of ``maml.npz``.
-
-    ``source`` is the maml fixture: its conv0..3 / b0..3 are the frozen feature extractor. The
-    reference runs in float64, the public test in float32 (the documented input
-    dtype): measured, the two heads differ by ~7e-6 relative after 5 steps.
-    """
-    import tensorflow as tf
-
+def transfer_inputs(source: dict[str, np.ndarray], num_steps: int, learning_rate: float) -> dict[str, np.ndarray]:
+    """Task 0 of a maml fixture, its conv0..3 and b0..3 as the frozen features, and the head's steps and lr."""
     import maml_transfer
 
     fixture = {key: source[key][:1] for key in ("images_support", "labels_support", "images_query", "labels_query")}
     fixture.update({f"frozen/{name}": source[f"theta/{name}"] for name in maml_transfer.FEATURE_KEYS})
-    fixture.update({"num_way": source["num_way"], "num_steps": np.array(TRANSFER_STEPS),
-                    "learning_rate": np.array(TRANSFER_LR)})
-    frozen = {name: tf.constant(fixture[f"frozen/{name}"]) for name in maml_transfer.FEATURE_KEYS}
-    task = [tf.constant(part) for part in checks.tasks_from_fixture(fixture)[0]]
-    accuracy_query, head = maml_transfer.transfer_learn(frozen, task, int(fixture["num_way"]),
-                                                        num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR)
-    fixture.update({f"head/{name}": value.numpy() for name, value in head.items()})
-    fixture["accuracy_query"] = np.array(float(accuracy_query))
+    fixture.update({"num_way": source["num_way"], "num_steps": np.array(num_steps),
+                    "learning_rate": np.array(learning_rate)})
     return fixture
 
 
-def all_fixtures() -> dict[str, dict[str, np.ndarray]]:
-    """Every fixture, name -> arrays; part 2's only once maml_transfer.py exists."""
-    fixtures = {"maml": maml_fixture()}
+# ------------------------------------------------------------------ results
+
+
+def _tensors(fixture: dict) -> list[tuple]:
+    import tensorflow as tf
+
+    return [tuple(tf.constant(part) for part in task) for task in checks.tasks_from_fixture(fixture)]
+
+
+def maml_results(module, fixture: dict, extended: bool) -> dict[str, Callable[[], dict]]:
+    """What ``module``'s MAML computes on the fixture, as groups of results computed on demand.
+
+    Each group is a function returning {key: array, or None for a gradient that does not exist}:
+        inner         inner/phi/<name>, inner/accuracies: inner_loop on task 0 (first order, train=True)
+        first_order   outer/loss, outer/accuracies_support, outer/accuracy_query: outer_loop on all
+                      tasks (first order, train=True); grad_fo/<name>: d outer/loss / d theta
+        second_order  grad_so/<name>: the same with first_order=False
+      extended, also:
+        grad_lr_fo/<name>, grad_lr_so/<name> (in first_order, second_order): d outer/loss / d inner_lrs[name]
+        evaluation    grad_eval/<name>: d outer loss / d theta of outer_loop(train=False) with
+                      first_order=False (inner gradients stopped in evaluation: equal to grad_fo)
+    """
+    import tensorflow as tf
+
+    tasks = _tensors(fixture)
+
+    def inner():
+        model = checks.maml_from_fixture(module, fixture, first_order=True)
+        phi, accuracies = model.inner_loop(tasks[0][0], tasks[0][1], train=True)
+        return {**{f"inner/phi/{name}": value.numpy() for name, value in phi.items()},
+                "inner/accuracies": np.asarray(accuracies, np.float64)}
+
+    def gradients(first_order: bool, train: bool, prefix: str, lr_prefix: str | None):
+        model = checks.maml_from_fixture(module, fixture, first_order=first_order)
+        variables = {f"{prefix}/{name}": v for name, v in model.meta_parameters.items()}
+        if lr_prefix:
+            variables.update({f"{lr_prefix}/{name}": v for name, v in model.inner_lrs.items()})
+        with tf.GradientTape() as tape:
+            tape.watch(list(variables.values()))
+            outputs = model.outer_loop(tasks, train=train)
+        found = tape.gradient(outputs[0], variables)
+        return outputs, {key: None if g is None else g.numpy() for key, g in found.items()}
+
+    def first_order():
+        (loss, accuracies_support, accuracy_query), found = gradients(
+            True, True, "grad_fo", "grad_lr_fo" if extended else None)
+        return {"outer/loss": np.array(float(loss)),
+                "outer/accuracies_support": np.asarray(accuracies_support, np.float64),
+                "outer/accuracy_query": np.array(float(accuracy_query)), **found}
+
+    groups = {"inner": inner, "first_order": first_order,
+              "second_order": lambda: gradients(False, True, "grad_so", "grad_lr_so" if extended else None)[1]}
+    if extended:
+        groups["evaluation"] = lambda: gradients(False, False, "grad_eval", None)[1]
+    return groups
+
+
+def transfer_results(module, fixture: dict) -> dict[str, Callable[[], dict]]:
+    """``transfer_learn`` of ``module`` on the fixture's task, in float64: head/w4, head/b4, accuracy_query."""
+    import tensorflow as tf
+
+    def head():
+        names = checks.parameter_names(fixture, "frozen/")
+        frozen = {name: tf.constant(fixture[f"frozen/{name}"]) for name in names}
+        accuracy_query, adapted = module.transfer_learn(frozen, list(_tensors(fixture)[0]), int(fixture["num_way"]),
+                                                        num_steps=int(fixture["num_steps"]),
+                                                        learning_rate=float(fixture["learning_rate"]))
+        return {**{f"head/{name}": value.numpy() for name, value in adapted.items()},
+                "accuracy_query": np.array(float(accuracy_query))}
+
+    return {"head": head}
+
+
+DICT_QUANTITIES = ("inner/phi", "grad_fo", "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval", "head")
+
+
+def quantities(results: dict) -> dict[str, dict]:
+    """Results grouped by quantity (``grader.feedback``'s names): "grad_fo/w4" -> quantity "grad_fo"."""
+    grouped: dict[str, dict] = {}
+    for key, value in results.items():
+        quantity = next((q for q in DICT_QUANTITIES if key.startswith(q + "/")), key)
+        grouped.setdefault(quantity, {})[key] = value
+    return grouped
+
+
+def _start(quantity: str, fixture: dict) -> dict | None:
+    """What a quantity's difference is measured against, as the checks do: phi's change from theta."""
+    if quantity == "inner/phi":
+        return {f"inner/phi/{name}": fixture[f"theta/{name}"] for name in checks.parameter_names(fixture)}
+    return None
+
+
+def mistake_results(fixture: dict, file: str, groups_of: Callable) -> tuple[dict[str, np.ndarray], dict]:
+    """Sketches (``grader.feedback.sketch``) of every mistake's results that differ from the fixture's.
+
+    Args:
+        fixture: inputs and the reference's results.
+        file: "maml.py" or "maml_transfer.py".
+        groups_of: module -> groups of results (``maml_results`` or ``transfer_results``).
+
+    Returns:
+        ({"mistake/<key>/<quantity>": sketch}, {key: {quantity: relative difference, or why there is none}}).
+    """
+    stored, table = {}, {}
+    for mistake in mistakes.by_file(file):
+        module = mistakes.load_mutant(mistake)
+        row = table[mistake.key] = {}
+        for group, compute in groups_of(module).items():
+            try:
+                results = compute()
+            except Exception as error:  # noqa: BLE001 - a mistake that raises has no numbers here
+                row[group] = type(error).__name__
+                continue
+            for quantity, values in quantities(results).items():
+                if any(value is None for value in values.values()):
+                    row[quantity] = "None"
+                elif any(np.shape(value) != np.shape(fixture[key]) for key, value in values.items()):
+                    row[quantity] = "shape"
+                else:
+                    expected = {key: fixture[key] for key in values}
+                    start = _start(quantity, fixture)
+                    scale = feedback.flatten(expected) - (feedback.flatten(start) if start else 0.0)
+                    row[quantity] = checks.relative_error(feedback.flatten(values), feedback.flatten(expected),
+                                                          scale)
+                    if row[quantity] > DISTINCT:
+                        stored[f"mistake/{mistake.key}/{quantity}"] = feedback.sketch(values)
+    return stored, table
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+def maml_fixture(setting: MamlSetting = PUBLIC_MAML) -> tuple[dict[str, np.ndarray], dict]:
+    """A maml fixture (inputs, reference results, mistakes) and the mistakes' differences."""
+    import maml
+
+    fixture = maml_inputs(setting)
+    for compute in maml_results(maml, fixture, setting.extended).values():
+        fixture.update(compute())
+    stored, table = mistake_results(fixture, "maml.py", lambda module: maml_results(module, fixture, setting.extended))
+    return {**fixture, **stored}, table
+
+
+def transfer_fixture(source: dict[str, np.ndarray], steps_and_lr: tuple[int, float] = PUBLIC_TRANSFER
+                     ) -> tuple[dict[str, np.ndarray], dict]:
+    """``transfer_learn`` on task 0 of a maml fixture, reference in float64 (the tests run float32)."""
+    import maml_transfer
+
+    fixture = transfer_inputs(source, *steps_and_lr)
+    for compute in transfer_results(maml_transfer, fixture).values():
+        fixture.update(compute())
+    stored, table = mistake_results(fixture, "maml_transfer.py", lambda module: transfer_results(module, fixture))
+    return {**fixture, **stored}, table
+
+
+def fixture_path(name: str) -> Path:
+    return (HIDDEN_FIXTURES if name.endswith("_hidden") else checks.FIXTURES) / f"{name}.npz"
+
+
+def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Every fixture, name -> arrays; part 2's only once maml_transfer.py exists.
+
+    Args:
+        tables: if given, filled with name -> the mistakes' differences (for the summary).
+    """
+    tables = {} if tables is None else tables
+    fixtures = {}
+    fixtures["maml"], tables["maml"] = maml_fixture(PUBLIC_MAML)
+    fixtures["maml_hidden"], tables["maml_hidden"] = maml_fixture(HIDDEN_MAML)
     if (ROOT / "maml_transfer.py").is_file():
-        fixtures["transfer"] = transfer_fixture(fixtures["maml"])
+        fixtures["transfer"], tables["transfer"] = transfer_fixture(fixtures["maml"], PUBLIC_TRANSFER)
+        fixtures["transfer_hidden"], tables["transfer_hidden"] = transfer_fixture(fixtures["maml_hidden"],
+                                                                                  HIDDEN_TRANSFER)
     else:
-        print(f"transfer fixture skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
+        print(f"transfer fixtures skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
     return fixtures
+
+
+def load(name: str) -> dict[str, np.ndarray]:
+    with np.load(fixture_path(name)) as stored:
+        return {key: stored[key] for key in stored.files}
 
 
 def differences(name: str, fresh: dict[str, np.ndarray]) -> list[str]:
     """How the stored fixture ``name`` differs from ``fresh`` (empty: it is current)."""
-    path = checks.FIXTURES / f"{name}.npz"
+    path = fixture_path(name)
     if not path.is_file():
         return [f"{path} is missing"]
-    stored = checks.load_fixture(name)
+    stored = load(name)
     problems = []
     if sorted(stored) != sorted(fresh):
         problems.append(f"{name}: keys differ: only stored {sorted(set(stored) - set(fresh))}, "
@@ -147,13 +333,30 @@ def differences(name: str, fresh: dict[str, np.ndarray]) -> list[str]:
     return problems
 
 
+def summary(tables: dict[str, dict]) -> str:
+    """Per fixture and mistake: the results it changes and by how much (relative), i.e. the margins."""
+    lines = []
+    for name, table in tables.items():
+        smallest = min((v for row in table.values() for v in row.values()
+                        if isinstance(v, float) and v > DISTINCT), default=float("nan"))
+        lines.append(f"{name}: mistakes vs reference, relative difference of each result it changes "
+                     f"(smallest {smallest:.2g}; checks' tolerance 1e-6)")
+        for key, row in table.items():
+            changed = [f"{q} {v:.2g}" for q, v in row.items() if isinstance(v, float) and v > DISTINCT]
+            other = [f"{q} {v}" for q, v in row.items() if not isinstance(v, float)]
+            lines.append(f"  {key:<34} " + ", ".join(changed + other))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="compare with the stored fixtures, write nothing")
+    p.add_argument("--summary", action="store_true", help="print how far each mistake is from the reference")
     args = p.parse_args(argv)
     status = 0
-    for name, fresh in all_fixtures().items():
-        path = checks.FIXTURES / f"{name}.npz"
+    tables: dict = {}
+    for name, fresh in all_fixtures(tables).items():
+        path = fixture_path(name)
         if args.check:
             problems = differences(name, fresh)
             print(f"{path}: " + ("current" if not problems else "STALE\n  " + "\n  ".join(problems)))
@@ -162,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             content = npz_bytes(fresh)
             write_atomic(path, content)
             print(f"wrote {path} ({len(content) / 1024:.1f} KiB, {len(fresh)} arrays)")
+    if args.summary:
+        print(summary(tables))
     return status
 
 
