@@ -185,6 +185,7 @@ class Recorder:
         self.by_id: dict[str, TestResult] = {}
         self.sandbox: Sandbox | None = None
         self.sandbox_log = ""
+        self.tampered: list[str] = []
 
     @pytest.fixture(scope="session")
     def student(self):
@@ -208,6 +209,7 @@ class Recorder:
         sandbox, self.sandbox = self.sandbox, None
         if sandbox is None:
             return
+        self.tampered += sandbox.tampered()
         sandbox.close()
         if sandbox.starts:
             self.results.notes.append(f"student code ran as {sandbox.notes.get('account')}; network: "
@@ -254,6 +256,13 @@ class Recorder:
 
     def pytest_sessionfinish(self, session):
         self.close_sandbox()  # nothing of the student's runs any more when the results are written
+        if self.tampered:
+            self.results.problems.append(
+                f"not graded: the submission's code changed the grader's files ({', '.join(self.tampered[:5])}); "
+                f"every check scores 0 and the course staff will review the submission.")
+            for result in self.results.tests:
+                result.points, result.status = 0.0, FAILED
+                result.message = "not graded: the submission changed the grader's files"
         if self.path:
             from grader import version
 

@@ -36,8 +36,9 @@ def student_module(name: str):
     try:
         module = importlib.import_module(name)
     except SyntaxError as error:
+        where = Path(error.filename).name if error.filename else path.name
         raise StudentCodeError(f"could not import {path.name}: {type(error).__name__}: {error.msg} "
-                               f"(line {error.lineno}: {(error.text or '').strip()!r})") from None
+                               f"({where} line {error.lineno}: {(error.text or '').strip()!r})") from None
     except BaseException as error:  # noqa: BLE001 - any failure of student code becomes a message
         sys.modules.pop(name, None)
         last = traceback.extract_tb(error.__traceback__)[-1]

@@ -1,10 +1,12 @@
 """Runs graded tests in a child process and reads back their results.
 
-The student's code runs in a separate ``python -m pytest`` process with the
-grader's plugin; this process only reads the JSON results file the plugin
-writes. Whatever the child does (an import error, an exception, a crash of
-TensorFlow, ``sys.exit``), the parent gets a ``Results``: if the results file is
-missing the run is reported as a problem with the end of the child's output.
+The tests run in a separate ``python -m pytest`` process with the grader's
+plugin, which runs the student's code in a sandboxed worker of its own
+(``grader.sandbox``); this process only reads the JSON results file the plugin
+writes into a private temporary folder. Whatever happens (an import error, an
+exception, a crash of TensorFlow, ``sys.exit``), the parent gets a
+``Results``: if the results file is missing the run is reported as a problem
+with the end of the child's output.
 """
 
 from __future__ import annotations
@@ -24,33 +26,39 @@ DEFAULT_TIMEOUT = 1800  # seconds for the whole run; each test has its own limit
 OUTPUT_TAIL_LINES = 30
 
 
-def pytest_command(tests: Path, results_path: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(tests), "-p", "grader.plugin", "-c", str(INI),
+def pytest_command(tests: Path | list[Path], results_path: Path, extra: list[str]) -> list[str]:
+    paths = [str(t) for t in (tests if isinstance(tests, (list, tuple)) else [tests])]
+    return [sys.executable, "-m", "pytest", *paths, "-p", "grader.plugin", "-c", str(INI),
             "--rootdir", str(ROOT), "--grader-json", str(results_path), *extra]
 
 
-def run_tests(tests: Path = PUBLIC_TESTS, extra: list[str] | None = None, *,
-              timeout: float = DEFAULT_TIMEOUT, verbose: bool = False) -> tuple[Results, str]:
-    """Runs the tests under ``tests`` against the code in ``ROOT``.
+def run_tests(tests: Path | list[Path] = PUBLIC_TESTS, extra: list[str] | None = None, *,
+              timeout: float = DEFAULT_TIMEOUT, verbose: bool = False, student_dir: Path | None = None,
+              env: dict[str, str] | None = None) -> tuple[Results, str]:
+    """Runs the tests under ``tests`` against the student's code.
 
     Args:
-        tests: a folder (or file) of graded tests.
+        tests: a folder (or file) of graded tests, or several.
         extra: more pytest arguments, e.g. ["-k", "inner_loop"].
         timeout: seconds before the whole run is stopped.
         verbose: stream pytest's own output instead of capturing it.
+        student_dir: the folder holding the student's code files (default: ``ROOT``).
+        env: more environment variables for the tests, e.g. the sandbox's
+            limits (``GRADER_TOTAL_SECONDS``, see ``grader.sandbox.Limits``).
 
     Returns:
         (results, output): the results (``problems`` says when the run itself
         broke) and the child's captured output ("" when verbose).
     """
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     quiet = [] if verbose else ["-q", "--no-header", "-p", "no:cacheprovider"]
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
         results_path = Path(tmp) / "results.json"
-        command = pytest_command(tests, results_path, quiet + list(extra or []))
+        student = ["--grader-student-dir", str(student_dir)] if student_dir else []
+        command = pytest_command(tests, results_path, quiet + student + list(extra or []))
         try:
             child = subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, text=True,
                                    stdout=None if verbose else subprocess.PIPE,

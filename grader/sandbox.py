@@ -33,6 +33,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -57,6 +58,7 @@ MAX_FAILURE_MESSAGE = 2000
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
         "worker.main(sys.argv[2])")
 UID_RANGE = (1_900_000_000, 2_000_000_000)  # far above any account: a uid of its own per sandbox
+_TF_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
 
 
 class StudentFailure(Exception):
@@ -184,6 +186,33 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, onerror=writable_again)
 
 
+def _kill_marked(marker: bytes) -> int:
+    """Kills every process whose environment holds ``marker`` (the sandbox's token); returns how many.
+
+    Catches what the student's code forked into a session of its own, unless it
+    also replaced its environment with exec.
+    """
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (path relative to it -> hex)."""
+    import hashlib
+
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file() and "__pycache__" not in path.parts}
+
+
 def _kill_uid(uid: int) -> None:
     """Kills every process of ``uid`` (a sandbox's own uid): kill(-1) sent as that uid."""
     for _ in range(3):  # a process may fork while the first signal goes out
@@ -221,6 +250,7 @@ class Sandbox:
         self.missing: list[str] = []
         self._probes: dict[str, str] = {}  # probe module file -> module name in the worker
         self._uid = secrets.randbelow(UID_RANGE[1] - UID_RANGE[0]) + UID_RANGE[0]
+        self._marker = f"GRADER_SANDBOX={token}"
         try:
             self._build(Path(student_dir))
         except BaseException:
@@ -248,6 +278,18 @@ class Sandbox:
         if (GRADER_DIR / "VERSION").is_file():
             shutil.copyfile(GRADER_DIR / "VERSION", self.workspace / "grader" / "VERSION")
         _make_read_only(self.workspace)
+        self._grader_files = self._grader_digest()
+
+    def _grader_digest(self) -> dict[str, str]:
+        """Digests of the grader's files in the worker's folder (everything but the student's files)."""
+        if not self.workspace.is_dir():
+            return {}
+        return {p: d for p, d in _digest(self.workspace).items() if p not in STUDENT_FILES}
+
+    def tampered(self) -> list[str]:
+        """The grader's files in the worker's folder that were changed, added or removed (call before close)."""
+        now = self._grader_digest()
+        return sorted(p for p in set(now) | set(self._grader_files) if now.get(p) != self._grader_files.get(p))
 
     def _probe_name(self, probe) -> str:
         """``module:function`` of a probe in the worker; a probe module outside grader/ is copied in."""
@@ -283,9 +325,10 @@ class Sandbox:
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"), "CUDA_VISIBLE_DEVICES": "",
             "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "2",
-            "TF_DETERMINISTIC_OPS": "1", "GRADER_SANDBOX": "1",
+            "TF_DETERMINISTIC_OPS": "1",
         })
-        env.update(self.extra_env)
+        env.update(dict([self._marker.split("=", 1)]))
+        env.update({k: v for k, v in self.extra_env.items() if k != "GRADER_SANDBOX"})
         return env
 
     def _start(self) -> None:
@@ -304,7 +347,7 @@ class Sandbox:
         }
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-c", BOOT, str(self.workspace), json.dumps(config)],
+                [sys.executable, "-I", "-B", "-c", BOOT, str(self.workspace), json.dumps(config)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.scratch,
                 env=self._env(), pass_fds=(request_read, response_write), start_new_session=True)
         finally:
@@ -333,6 +376,7 @@ class Sandbox:
             pass
         if self.notes.get("own_uid") and os.geteuid() == 0:
             _kill_uid(int(self.notes["uid"]))
+        _kill_marked(self._marker.encode())
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -425,12 +469,13 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 code = None
         self._stop()
-        tail = self.outputs[-1].strip().splitlines()[-6:] if self.outputs else []
+        lines = self.outputs[-1].strip().splitlines() if self.outputs else []
+        tail = [line for line in lines if not _TF_NOISE.match(line)][-6:]
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
             reason = {
                 "SIGXCPU": f"it used more than {self.limits.cpu_seconds:g} s of CPU time",
-                "SIGKILL": "it was killed (SIGKILL), e.g. for using too much memory",
+                "SIGKILL": "it was killed (SIGKILL): by your code, or by the system for using too much memory",
                 "SIGSEGV": "it crashed (segmentation fault)",
                 "SIGABRT": "it aborted (SIGABRT), often a TensorFlow error or running out of memory",
             }.get(name, f"it was stopped by {name}")
