@@ -225,7 +225,9 @@ class Recorder:
         if item.nodeid not in self.by_id:
             mark = item.get_closest_marker("points")
             value = float(mark.args[0]) if mark and mark.args else 0.0
-            result = TestResult(item.nodeid, _title(item), value, value, PASSED)
+            problem = item.get_closest_marker("problem")
+            problem = str(problem.args[0]) if problem and problem.args else getattr(item.module, "PROBLEM", "")
+            result = TestResult(item.nodeid, _title(item), value, value, PASSED, problem=str(problem))
             self.by_id[item.nodeid] = result
             self.results.tests.append(result)
         return self.by_id[item.nodeid]
@@ -278,5 +280,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(value): what a graded test is worth")
+    config.addinivalue_line("markers", "problem(name): the part of the assignment a test belongs to "
+                                       "(default: the test module's PROBLEM)")
     config.pluginmanager.register(Recorder(config.getoption("grader_json"), config.getoption("grader_student_dir")),
                                   "grader-recorder")

@@ -35,6 +35,8 @@ class TestResult:
         points: what it earned (all or nothing here: max_points when passed).
         status: one of STATUSES.
         message: what went wrong and what to do about it ("" when passed).
+        problem: the part of the assignment it belongs to, e.g. "FO-MAML implementation"
+            (the test module's ``PROBLEM``, or a ``problem`` mark); the gradebook adds points per problem.
     """
 
     __test__ = False  # not a pytest test class
@@ -45,6 +47,7 @@ class TestResult:
     points: float = 0.0
     status: str = PASSED
     message: str = ""
+    problem: str = ""
 
 
 @dataclass
@@ -120,5 +123,6 @@ def to_gradescope(results: Results, output: str = "") -> dict:
         "stdout_visibility": "hidden",
         "tests": [{"name": t.name, "score": t.points, "max_score": t.max_points,
                    "status": "passed" if t.status == PASSED else "failed",
-                   "output": t.message, "visibility": "visible"} for t in results.tests],
+                   "output": t.message, "visibility": "visible", **({"tags": [t.problem]} if t.problem else {})}
+                  for t in results.tests],
     }

@@ -13,6 +13,8 @@ import numpy as np
 from grader import checks, probes
 from grader.plugin import points
 
+PROBLEM = "FO-MAML implementation"  # the part of the assignment these points count for (README, Grading)
+
 
 def _theta(fixture):
     return {name: fixture[f"theta/{name}"] for name in checks.parameter_names(fixture)}

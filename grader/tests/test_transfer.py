@@ -13,6 +13,8 @@ import numpy as np
 from grader import checks, probes
 from grader.plugin import points
 
+PROBLEM = "Transfer learning implementation"  # the part of the assignment these points count for (README, Grading)
+
 RTOL = 1e-4
 
 
