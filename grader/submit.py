@@ -173,8 +173,9 @@ def check_records(root: Path, kind: str, folder: Path) -> tuple[list[Check], dic
                                       + ", ".join(f"{k} = {a!r} (assignment: {b!r})" for k, (a, b) in differ.items()),
                                 "Fine if intended: say why in the report."))
     if not checks or all(c.status == WARN for c in checks):
+        step = "step" if kind == "transfer" else "iteration"
         checks.insert(0, Check(PASS, f"{label}: records complete, final validation accuracy "
-                                     f"{claimed:.4f} at iteration {int(final['iteration'])}"))
+                                     f"{claimed:.4f} at {step} {int(final['iteration'])}"))
     return checks, {"hp": hp, "final": final}
 
 
