@@ -41,7 +41,7 @@ every other entry, and ``results`` (what the report claims, e.g. the final
 validation accuracy of each run; informative, written by the submit command).
 
 Limits (``MAX_FILE_BYTES``, ``MAX_TOTAL_BYTES``, ``MAX_ENTRIES``): a complete
-submission is about 3 MB.
+submission is about 1.5 MB (2.5 MB with the extra credit).
 
 Errors are ``SubmissionError``; ``.problems`` lists every problem found (not
 only the first), each saying what is wrong and how to fix it.
