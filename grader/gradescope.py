@@ -1,73 +1,282 @@
-"""Grades one Gradescope submission: ``python -m grader.gradescope`` (the bundle's run_autograder).
+"""Grades one submission: ``python -m grader.gradescope`` (the bundle's run_autograder, and each batch job).
 
     python -m grader.gradescope --submission /autograder/submission --results /autograder/results/results.json
+    python -m grader.gradescope --submission Kim_2020-12345_Assignment2.zip --results Kim.json
 
-Copies the student's code files from the submission folder (found at any depth)
-over this copy's stubs, runs the same tests as ``python -m grader`` and writes
-``results.json`` in Gradescope's schema. Whatever goes wrong, a valid results
-file with a score and a reason is written. A submission that carries a
-``grader/VERSION`` from another handout scores 0 with a message saying so.
+Steps:
 
-This is the minimal bundle path; hidden tests, isolation and batch grading
-belong to the autograder (see the README).
+1. Read the submission with ``grader.submission`` (its one definition): a zip
+   (``read_submission``), a folder holding one (Gradescope keeps an uploaded
+   zip as is when asked), a folder with ``SUBMISSION.json`` (Gradescope unpacks
+   uploaded zips: ``check_folder``), or bare code files (an upload of
+   ``maml.py`` and ``maml_transfer.py``: only the code is graded, with a note).
+   A submission the reader refuses (damaged zip, wrong name, missing pieces,
+   another handout version) scores 0 with every reason.
+2. Run the public tests (``grader/tests``) and, when this copy holds them, the
+   hidden tests (``HIDDEN_TESTS``), with the student's code in the sandbox
+   (``grader.sandbox``; limits from ``GRADER_*`` variables).
+3. Check that the grader's own files did not change while it ran; if they
+   did, the submission scores 0 and is flagged.
+4. Write ``results.json`` in Gradescope's schema (``score``, ``execution_time``,
+   ``output``, ``tests[]`` with ``name``, ``score``, ``max_score``, ``status``,
+   ``output``, ``tags``, ``visibility``; ``extra_data`` with the student's name
+   and number, ``status`` graded/rejected/error and ``reason``), atomically.
+
+A valid results file exists whatever happens: a provisional one (score 0,
+"did not finish") is written first and replaced at the end, and any error of
+the grader itself becomes a score-0 file with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import shutil
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import runner, version
-from grader.report import Results, to_gradescope
+from grader.report import PASSED, Results, to_gradescope
+from grader.sandbox import STUDENT_FILES, Limits
 
-STUDENT_FILES = ("maml.py", "maml_transfer.py")
-
-
-def _find(submission: Path, name: str) -> Path | None:
-    """The shallowest file called ``name`` in the submission (ignoring macOS metadata)."""
-    found = [p for p in submission.rglob(name) if p.is_file() and "__MACOSX" not in p.parts]
-    return min(found, key=lambda p: (len(p.parts), str(p))) if found else None
+HIDDEN_TESTS = runner.ROOT / "instructor" / "autograder"  # in the bundle's source/, as in the instructor's tree
+HIDDEN_VISIBILITY_ENV = "GRADER_HIDDEN_VISIBILITY"  # Gradescope visibility of hidden tests' results
+GRADER_FILES = ("grader", HIDDEN_TESTS.relative_to(runner.ROOT).as_posix(), "load_data.py")  # must not change
+MARGIN_SECONDS = 120  # for the test process beyond the sandbox's total limit
 
 
-def grade(submission: Path) -> dict:
-    """Gradescope results for the submission folder."""
-    stamp = _find(submission, "VERSION")
-    if stamp is not None and stamp.parent.name == "grader":
+@dataclass
+class Identity:
+    """Who submitted, as far as the submission says."""
+
+    name: str = ""
+    student_number: str = ""
+    version: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class Rejected(Exception):
+    """The submission cannot be graded; ``problems`` say why."""
+
+    def __init__(self, problems: list[str], identity: Identity | None = None):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+        self.identity = identity or Identity()
+
+
+def hidden_tests() -> list[Path]:
+    """The hidden test folder, when this copy holds one with tests in it."""
+    return [HIDDEN_TESTS] if HIDDEN_TESTS.is_dir() and any(HIDDEN_TESTS.rglob("test_*.py")) else []
+
+
+def _shallowest(folder: Path, pattern: str) -> list[Path]:
+    found = [p for p in folder.rglob(pattern) if p.is_file() and "__MACOSX" not in p.parts]
+    return sorted(found, key=lambda p: (len(p.parts), str(p)))
+
+
+def _identity_from_name(path: Path) -> Identity:
+    from grader import submission
+
+    try:
+        name, number = submission.parse_zip_name(path.name)
+        return Identity(name, number)
+    except submission.SubmissionError:
+        return Identity()
+
+
+def _identity_from_manifest(path: Path) -> Identity:
+    """Who the manifest says submitted (for the gradebook row of a submission that is refused)."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        return Identity(str(manifest.get("name", ""))[:100], str(manifest.get("student_number", ""))[:40],
+                        str(manifest.get("version", ""))[:100])
+    except (OSError, ValueError, AttributeError):
+        return Identity()
+
+
+def load_submission(path: Path, staging: Path) -> tuple[Path, Identity]:
+    """The folder holding the student's code files, and who submitted.
+
+    Args:
+        path: a submission zip, or a folder (Gradescope's /autograder/submission).
+        staging: an empty private folder to unpack into.
+
+    Raises:
+        Rejected: the reasons the submission cannot be graded.
+    """
+    from grader import submission
+
+    def read_zip(zip_path: Path) -> tuple[Path, Identity]:
         try:
-            version.check(stamp.read_text(encoding="utf-8"))
+            found = submission.read_submission(zip_path, staging / "submission")
+        except submission.SubmissionError as error:
+            raise Rejected(error.problems, _identity_from_name(zip_path)) from None
+        return found.root, Identity(found.name, found.student_number, found.version)
+
+    if path.is_file():
+        return read_zip(path)
+    if not path.is_dir():
+        raise Rejected([f"{path} does not exist"])
+    if (path / submission.MANIFEST).is_file():
+        try:
+            found = submission.check_folder(path)
+        except submission.SubmissionError as error:
+            raise Rejected(error.problems, _identity_from_manifest(path / submission.MANIFEST)) from None
+        return found.root, Identity(found.name, found.student_number, found.version)
+    zips = _shallowest(path, "*.zip")
+    if zips and not _shallowest(path, "maml.py"):
+        if len(zips) > 1:
+            raise Rejected([f"the upload holds {len(zips)} zip files ({', '.join(p.name for p in zips[:4])}): "
+                            f"submit exactly one, made with `python -m grader submit`."])
+        return read_zip(zips[0])
+    return _bare_files(path, staging)
+
+
+def _bare_files(path: Path, staging: Path) -> tuple[Path, Identity]:
+    """An upload of code files without a manifest: the code is graded, the rest cannot be."""
+    stamp = next((p for p in _shallowest(path, "VERSION") if p.parent.name == "grader"), None)
+    identity = Identity()
+    if stamp is not None:
+        identity.version = stamp.read_text(encoding="utf-8", errors="replace").strip()
+        try:
+            version.check(identity.version)
         except version.VersionMismatch as error:
-            return to_gradescope(Results(), f"Not graded: {error}")
-    notes = []
+            raise Rejected([str(error)], identity) from None
+    code = staging / "code"
+    code.mkdir()
+    missing = []
     for name in STUDENT_FILES:
-        source = _find(submission, name)
-        target = runner.ROOT / name
-        if source is None:
-            target.unlink(missing_ok=True)  # its tests then say the file is missing
-            notes.append(f"{name} is not in the submission.")
+        found = _shallowest(path, name)
+        if found:
+            shutil.copyfile(found[0], code / name)
         else:
-            shutil.copyfile(source, target)
-    if not (runner.ROOT / "maml.py").is_file():
-        return to_gradescope(Results(), "Not graded: " + " ".join(notes))
-    results, _ = runner.run_tests()
-    return to_gradescope(results, " ".join(notes))
+            missing.append(name)
+    if len(missing) == len(STUDENT_FILES):
+        raise Rejected([f"{missing[0]} is not in the submission, nor {', '.join(missing[1:])}: upload the zip "
+                        f"made by `python -m grader submit`."], identity)
+    identity.notes.append("No SUBMISSION.json: only the code was graded (upload the zip made by `python -m "
+                          "grader submit` to have the trained runs and the report graded too)."
+                          + (f" Missing: {', '.join(missing)}." if missing else ""))
+    return code, identity
+
+
+def grader_digest(root: Path = runner.ROOT) -> str:
+    """SHA-256 over the grader's files (``GRADER_FILES``), to see whether anything changed them."""
+    digest = hashlib.sha256()
+    for top in GRADER_FILES:
+        base = root / top
+        paths = [base] if base.is_file() else sorted(base.rglob("*")) if base.is_dir() else []
+        for path in paths:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _results_json(results: Results, output: str, status: str, reason: str, identity: Identity,
+                  started: float) -> dict:
+    data = to_gradescope(results, output)
+    hidden_visibility = os.environ.get(HIDDEN_VISIBILITY_ENV, "visible")
+    hidden_prefix = HIDDEN_TESTS.relative_to(runner.ROOT).as_posix() + "/"
+    for test, entry in zip(results.tests, data["tests"]):
+        if test.id.startswith(hidden_prefix):
+            entry["visibility"] = hidden_visibility
+    data["execution_time"] = round(time.monotonic() - started, 1)
+    data["extra_data"] = {
+        "name": identity.name, "student_number": identity.student_number, "version": identity.version,
+        "status": status, "reason": reason, "graded_with": version.current(),
+        "problems": {problem: sum(t.points for t in results.tests if t.problem == problem)
+                     for problem in dict.fromkeys(t.problem for t in results.tests)},
+        "max_problems": {problem: sum(t.max_points for t in results.tests if t.problem == problem)
+                         for problem in dict.fromkeys(t.problem for t in results.tests)},
+        "notes": results.notes,
+    }
+    return data
+
+
+def _reason(results: Results) -> str:
+    """One line saying why points were lost (the first failing test), for the gradebook."""
+    if results.problems:
+        return results.problems[0].splitlines()[0]
+    failing = [t for t in results.tests if t.status != PASSED or t.points < t.max_points]
+    if not failing:
+        return "all tests passed"
+    first = failing[0]
+    message = first.message.splitlines()[0] if first.message else first.status
+    return f"{len(failing)} test(s) lost points; first: {first.name}: {message}"
+
+
+def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | None = None,
+          public_only: bool = False, started: float | None = None) -> dict:
+    """Gradescope results for a submission zip or folder (see the module docstring)."""
+    started = time.monotonic() if started is None else started
+    limits = limits or Limits.from_env()
+    before = grader_digest()
+    with tempfile.TemporaryDirectory(prefix="grader-submission-") as tmp:
+        try:
+            code, identity = load_submission(Path(submission), Path(tmp))
+        except Rejected as rejected:
+            reason = "not graded: " + " ".join(rejected.problems)
+            text = "Not graded:\n" + "\n".join(f"- {p}" for p in rejected.problems)
+            return _results_json(Results(), text, "rejected", reason, rejected.identity, started)
+        env = {f"GRADER_{k.upper()}": str(v) for k, v in vars(limits).items()}
+        tests = [runner.PUBLIC_TESTS, *([] if public_only else hidden_tests())]
+        results, output = runner.run_tests(tests, extra, student_dir=code,
+                                           timeout=limits.total_seconds + MARGIN_SECONDS, env=env)
+    print(output)  # the instructor's log (Gradescope shows stdout to instructors only)
+    if grader_digest() != before:
+        for test in results.tests:
+            test.points, test.status = 0.0, "failed"
+        results.problems.append("not graded: the grader's files changed while this submission ran; it scores "
+                                "0 and the course staff will review it.")
+    notes = "\n".join(identity.notes)
+    status = "error" if results.problems and not results.tests else "graded"
+    return _results_json(results, notes, status, _reason(results), identity, started)
+
+
+def failure_results(message: str, started: float | None = None) -> dict:
+    """A valid score-0 results file saying why grading did not happen."""
+    return {"score": 0.0, "output": message, "visibility": "visible", "stdout_visibility": "hidden",
+            "execution_time": round(time.monotonic() - started, 1) if started else 0.0, "tests": [],
+            "extra_data": {"status": "error", "reason": message}}
+
+
+def write_results(path: Path, data: dict) -> None:
+    """Writes the results atomically (a reader sees the old file or the new one, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--submission", type=Path, default=Path("/autograder/submission"))
+    started = time.monotonic()
+    p = argparse.ArgumentParser(prog="python -m grader.gradescope", description=__doc__.split("\n\n")[0])
+    p.add_argument("--submission", type=Path, default=Path("/autograder/submission"),
+                   help="the submission: a zip, or a folder (Gradescope's)")
     p.add_argument("--results", type=Path, default=Path("/autograder/results/results.json"))
+    p.add_argument("-k", dest="keyword", default=None, help="only tests matching this pytest -k expression")
+    p.add_argument("--public-only", action="store_true", help="skip the hidden tests (quick checks of the grader)")
     args = p.parse_args(argv)
+    write_results(args.results, failure_results(
+        "The autograder did not finish (it was stopped, probably by the platform's time limit); "
+        "please tell the course staff.", started))
     try:
-        results = grade(args.submission)
+        results = grade(args.submission, extra=["-k", args.keyword] if args.keyword else None,
+                        public_only=args.public_only, started=started)
     except Exception as error:  # noqa: BLE001 - the last-ditch results file below
-        results = to_gradescope(Results(), f"The autograder failed ({type(error).__name__}: {error}); "
-                                           f"please tell the course staff.")
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    print(results["output"] or f"score {results['score']:g}")
+        results = failure_results(f"The autograder failed ({type(error).__name__}: {error}); please tell "
+                                  f"the course staff.", started)
+    write_results(args.results, results)
+    extra = results.get("extra_data", {})
+    print(f"score {results['score']:g}: {extra.get('status')}: {extra.get('reason')}")
     return 0
 
 

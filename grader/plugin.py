@@ -190,19 +190,29 @@ class Recorder:
     @pytest.fixture(scope="session")
     def student(self):
         """The sandbox running the student's code (started on the first call)."""
-        readable = []
-        try:
+        readable, env = [], {}
+        try:  # Omniglot, preprocessed: probes that train read it (the worker has no network to fetch it)
             import load_data
 
+            env["OMNIGLOT_DATA_DIR"] = str(load_data.data_dir().resolve())
             cache = load_data.data_dir() / load_data.CACHE_NAME
             readable = [str(cache)] if cache.is_file() else []
         except Exception:  # noqa: BLE001 - no data: probes that need it say so
             pass
-        self.sandbox = Sandbox(self.student_dir, readable=tuple(readable))
+        self.sandbox = Sandbox(self.student_dir, readable=tuple(readable), env=env)
         try:
             yield self.sandbox
         finally:
             self.close_sandbox()
+
+    @pytest.fixture(scope="session")
+    def submission_dir(self) -> Path:
+        """The student's folder: the code files, and with a full submission its report.md and results/.
+
+        Tests that grade the submitted runs read them here, in the grader's
+        process (``np.load(..., allow_pickle=False)``), or pass them to a probe.
+        """
+        return Path(self.student_dir)
 
     def close_sandbox(self) -> None:
         """Stops the student's process (and everything it started); notes what the sandbox achieved."""

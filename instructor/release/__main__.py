@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"release failed: {error}", file=sys.stderr)
         return 1
     folder, zip_path = write_handout(handout, args.out)
-    bundle_path = write_bundle(handout, args.out)
+    bundle_path = write_bundle(handout, args.out, args.root)
     print(summary(handout, folder, zip_path, bundle_path))
     return 0
 

@@ -1,17 +1,25 @@
 """The autograder bundle (``dist/autograder.zip``), built from the same handout.
 
-Gradescope's layout: ``setup.sh`` and ``run_autograder`` at the top of the zip,
+Gradescope's layout (gradescope-autograders.readthedocs.io, "Autograder
+Specifications"): ``setup.sh`` and ``run_autograder`` at the top of the zip,
 everything else under ``source/`` (unpacked to ``/autograder/source``). Here
 ``source/`` is the handout itself, so the bundle grades with exactly the
-public tests, fixtures and ``grader/VERSION`` the students got;
-``run_autograder`` copies the student's files over the stubs and runs
-``python -m grader.gradescope``, which always writes
-``/autograder/results/results.json``.
+public tests, fixtures and ``grader/VERSION`` the students got, plus the
+hidden tests (``AUTOGRADER_FILES``: ``instructor/autograder/``, with their
+fixtures and probe modules, at the same paths as in the instructor's tree).
 
-This is the minimal path; hidden tests, isolation and batch grading are the
-autograder's (see the README). ``AUTOGRADER_ROOT`` and ``PYTHON`` override
-``/autograder`` and ``python3``, so the bundle can be run in a folder that
-recreates Gradescope's layout.
+``setup.sh`` (run once, as root, with internet, when Gradescope builds the
+image) installs Python and the pinned requirements into ``/opt/autograder``,
+readable by every user so the student's code can run as an unprivileged one,
+and downloads and preprocesses Omniglot there (``load_data`` verifies the
+zips); the bundle does not carry the data. ``run_autograder`` makes
+``source/`` private to root and runs ``python -m grader.gradescope``, which
+always writes ``/autograder/results/results.json``.
+
+``AUTOGRADER_ROOT``, ``AUTOGRADER_OPT``, ``PYTHON`` and ``OMNIGLOT_DATA_DIR``
+override ``/autograder``, ``/opt/autograder``, the installed interpreter and
+the data folder, so the bundle can be run in a folder that recreates
+Gradescope's layout (``python -m instructor.gradescope_local``).
 """
 
 from __future__ import annotations
@@ -21,41 +29,103 @@ from pathlib import Path
 from . import archive
 from .build import Handout
 
+PYTHON_VERSION = "3.11"  # the version the requirements are tested with (requirements.txt)
+UV_VERSION = "0.13.9"
+# Instructor-only files the autograder needs (hidden tests, their fixtures and probes), as glob patterns.
+AUTOGRADER_FILES = ("instructor/__init__.py", "instructor/autograder/**/*")
+
 SETUP_SH = """\
 #!/usr/bin/env bash
 # Gradescope setup, built by `python -m instructor.release` (handout {version}).
+# Runs once, as root and with internet access, when Gradescope builds the autograder image.
 set -euo pipefail
-PYTHON="${{PYTHON:-python3}}"
+umask 022  # everything installed here must be readable by the unprivileged user the student's code runs as
+AUTOGRADER="${{AUTOGRADER_ROOT:-/autograder}}"
+OPT="${{AUTOGRADER_OPT:-/opt/autograder}}"
+export OMNIGLOT_DATA_DIR="${{OMNIGLOT_DATA_DIR:-$OPT/omniglot}}"
+mkdir -p "$OPT"
+
+# 1. Python {python_version} and the pinned requirements. Gradescope's base images are Ubuntu releases whose
+#    python3 may be older (or newer) than the version the requirements are tested with, so uv installs a
+#    standalone CPython {python_version} and a virtual environment in $OPT -- not under /root, which other users
+#    cannot read. Set PYTHON to use an interpreter that already has the requirements (local runs).
+if [ -z "${{PYTHON:-}}" ]; then
+    if ! command -v curl >/dev/null; then
+        apt-get update && apt-get install -y --no-install-recommends curl ca-certificates
+    fi
+    curl -LsSf https://astral.sh/uv/{uv_version}/install.sh | env UV_UNMANAGED_INSTALL="$OPT/uv" sh
+    export UV_PYTHON_INSTALL_DIR="$OPT/python" UV_CACHE_DIR="$OPT/uv-cache"
+    "$OPT/uv/uv" python install {python_version}
+    "$OPT/uv/uv" venv --python {python_version} "$OPT/venv"
+    "$OPT/uv/uv" pip install --python "$OPT/venv/bin/python" -r "$AUTOGRADER/source/requirements.txt"
+    rm -rf "$OPT/uv-cache"
+    PYTHON="$OPT/venv/bin/python"
+fi
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
-cd "${{AUTOGRADER_ROOT:-/autograder}}/source"
-"$PYTHON" -m pip install --no-cache-dir -r requirements.txt
+"$PYTHON" -c 'import numpy, tensorflow, pytest'
+
+# 2. Omniglot: downloaded from the official release (or $OMNIGLOT_MIRROR), verified and preprocessed once,
+#    here, so grading needs no network. Readable by every user (the student's code trains on it).
+cd "$AUTOGRADER/source"
+"$PYTHON" -c 'import load_data; load_data.load_omniglot(progress=False)'
+chmod -R a+rX "$OMNIGLOT_DATA_DIR"
+echo "autograder ready: $("$PYTHON" --version), data in $OMNIGLOT_DATA_DIR"
 """
 
 RUN_AUTOGRADER = """\
 #!/usr/bin/env bash
 # Gradescope entry point, built by `python -m instructor.release` (handout {version}).
-# Grades $AUTOGRADER_ROOT/submission and writes $AUTOGRADER_ROOT/results/results.json.
+# Grades $AUTOGRADER_ROOT/submission and always writes $AUTOGRADER_ROOT/results/results.json.
+# Arguments are passed on to `python -m grader.gradescope` (e.g. --public-only, -k EXPRESSION).
 set -uo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+OPT="${{AUTOGRADER_OPT:-/opt/autograder}}"
+PYTHON="${{PYTHON:-$OPT/venv/bin/python}}"
+export OMNIGLOT_DATA_DIR="${{OMNIGLOT_DATA_DIR:-$OPT/omniglot}}"
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
+RESULTS="$ROOT/results/results.json"
+mkdir -p "$ROOT/results"
+chmod -R go-rwx "$ROOT/source"  # the hidden tests and expected values: root only, never the student's code
 cd "$ROOT/source"
-export TF_CPP_MIN_LOG_LEVEL=2
-exec "${{PYTHON:-python3}}" -m grader.gradescope --submission "$ROOT/submission" \\
-    --results "$ROOT/results/results.json"
+"$PYTHON" -m grader.gradescope --submission "$ROOT/submission" --results "$RESULTS" "$@"
+status=$?
+if [ ! -s "$RESULTS" ]; then  # the grader could not even start: still a valid results file
+    printf '{{"score": 0, "tests": [], "output": "The autograder could not start (exit status %s); please tell the course staff."}}\n' "$status" > "$RESULTS"
+fi
+exit 0
 """
 
 EXECUTABLES = frozenset({"setup.sh", "run_autograder"})
 
 
-def bundle_files(handout: Handout) -> dict[str, bytes]:
-    """Path -> content of every file of the bundle."""
+def autograder_files(root: str | Path) -> dict[str, bytes]:
+    """The instructor-only files of ``AUTOGRADER_FILES`` in the repository at ``root`` (path -> content)."""
+    root = Path(root)
+    found = {}
+    for pattern in AUTOGRADER_FILES:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                found[path.relative_to(root).as_posix()] = path.read_bytes()
+    return found
+
+
+def bundle_files(handout: Handout, root: str | Path | None = None) -> dict[str, bytes]:
+    """Path -> content of every file of the bundle (with the hidden tests of ``root``, when given)."""
     files = {f"source/{path}": content for path, content in handout.files.items()}
-    files["setup.sh"] = SETUP_SH.format(version=handout.version).encode()
-    files["run_autograder"] = RUN_AUTOGRADER.format(version=handout.version).encode()
+    if root is not None:
+        files.update({f"source/{path}": content for path, content in autograder_files(root).items()})
+    settings = {"version": handout.version, "python_version": PYTHON_VERSION, "uv_version": UV_VERSION}
+    files["setup.sh"] = SETUP_SH.format(**settings).encode()
+    files["run_autograder"] = RUN_AUTOGRADER.format(**settings).encode()
     return files
 
 
-def write_bundle(handout: Handout, out: str | Path) -> Path:
-    """Writes ``out/autograder.zip`` atomically; returns its path."""
+def write_bundle(handout: Handout, out: str | Path, root: str | Path | None = None) -> Path:
+    """Writes ``out/autograder.zip`` atomically; returns its path.
+
+    Args:
+        root: the instructor's repository, whose hidden tests go in (None: public tests only).
+    """
     path = Path(out) / "autograder.zip"
-    archive.write_atomic(path, archive.zip_bytes(bundle_files(handout), executables=EXECUTABLES))
+    archive.write_atomic(path, archive.zip_bytes(bundle_files(handout, root), executables=EXECUTABLES))
     return path

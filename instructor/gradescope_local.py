@@ -1,0 +1,120 @@
+"""Runs the autograder bundle on one submission in a folder laid out like Gradescope's ``/autograder``.
+
+    python -m instructor.gradescope_local Kim_2020-12345_Assignment2.zip
+    python -m instructor.gradescope_local SUBMISSION --bundle dist/autograder.zip --root /tmp/ag --keep
+    python -m instructor.gradescope_local SUBMISSION --setup -- --public-only
+
+Recreates Gradescope's layout in ``--root`` (default: a temporary folder that
+stands for ``/autograder``): the bundle unpacked into ``source/`` with
+``setup.sh`` and ``run_autograder`` beside it (permission bits restored, as
+``unzip`` does), the submission in ``submission/`` (a zip is unpacked, as
+Gradescope does with uploaded zips; ``--keep-zip`` puts the zip itself there)
+and an empty ``results/``. With ``--setup`` it first runs ``setup.sh``
+(installing nothing when ``--python`` names a ready interpreter, which is the
+default: this one). Then it runs ``run_autograder`` with ``AUTOGRADER_ROOT``
+pointing at the folder and prints the score and the results file. Arguments
+after ``--`` go to ``run_autograder`` (and on to ``python -m grader.gradescope``).
+
+Exit status: 0 when a valid results file was written, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unpack_bundle(bundle: Path, root: Path) -> None:
+    """Unpacks the bundle like Gradescope: setup.sh and run_autograder at the top, the rest under source/."""
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        for required in ("setup.sh", "run_autograder"):
+            if required not in names:
+                raise SystemExit(f"{bundle} has no {required} at its top: not an autograder bundle")
+        archive.extractall(root)
+        for info in archive.infolist():
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                (root / info.filename).chmod(mode)
+
+
+def place_submission(submission: Path, folder: Path, keep_zip: bool) -> None:
+    """Puts the submission where Gradescope would: a zip unpacked (or kept), a folder copied, a file copied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if submission.is_dir():
+        shutil.copytree(submission, folder, dirs_exist_ok=True)
+    elif submission.suffix.lower() == ".zip" and not keep_zip:
+        try:
+            with zipfile.ZipFile(submission) as archive:
+                archive.extractall(folder)
+        except (zipfile.BadZipFile, OSError):  # Gradescope would keep a file it cannot unpack
+            shutil.copy(submission, folder / submission.name)
+    else:
+        shutil.copy(submission, folder / submission.name)
+
+
+def run(submission: Path, bundle: Path, root: Path, *, python: str, setup: bool = False, keep_zip: bool = False,
+        arguments: list[str] | None = None, env: dict[str, str] | None = None,
+        timeout: float | None = None) -> dict:
+    """Grades ``submission`` with ``bundle`` in a Gradescope layout at ``root``; returns results.json."""
+    for sub in ("source", "submission", "results"):
+        if (root / sub).exists():
+            shutil.rmtree(root / sub)
+    root.mkdir(parents=True, exist_ok=True)
+    unpack_bundle(bundle, root)
+    place_submission(submission, root / "submission", keep_zip)
+    (root / "results").mkdir()
+    environment = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": python, **(env or {})}
+    if setup:
+        subprocess.run([str(root / "setup.sh")], env=environment, check=True, timeout=timeout)
+    child = subprocess.run([str(root / "run_autograder"), *(arguments or [])], cwd=root, env=environment,
+                           timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    (root / "results" / "stdout").write_text(child.stdout, encoding="utf-8")  # as Gradescope keeps it
+    return json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(prog="python -m instructor.gradescope_local", description=__doc__.split("\n\n")[0])
+    p.add_argument("submission", type=Path, help="a submission zip, a folder, or a single file")
+    p.add_argument("--bundle", type=Path, default=ROOT / "dist" / "autograder.zip",
+                   help="the autograder bundle (python -m instructor.release writes dist/autograder.zip)")
+    p.add_argument("--root", type=Path, default=None, help="the folder standing for /autograder (default: temporary)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument("--keep-zip", action="store_true", help="put the zip itself in submission/, unpacked by nobody")
+    p.add_argument("--setup", action="store_true", help="run setup.sh first")
+    p.add_argument("--python", default=sys.executable, help="the interpreter run_autograder uses (PYTHON)")
+    args = p.parse_args(argv)
+    if not args.bundle.is_file():
+        print(f"error: no bundle at {args.bundle}: run `python -m instructor.release` first", file=sys.stderr)
+        return 1
+    root = (args.root or Path(tempfile.mkdtemp(prefix="autograder-"))).resolve()
+    try:
+        results = run(args.submission.resolve(), args.bundle.resolve(), root, python=args.python,
+                      setup=args.setup, keep_zip=args.keep_zip, arguments=passed)
+        log = (root / "results" / "stdout").read_text(encoding="utf-8")
+    except (OSError, ValueError, subprocess.SubprocessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if args.root is None and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(log[-4000:])
+    print(json.dumps(results, indent=2, ensure_ascii=False)[:20000])
+    print(f"\nscore {results.get('score')}" + (f" (layout kept in {root})" if root.exists() else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
