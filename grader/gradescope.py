@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import runner, version
+from grader.plugin import FLAGGED
 from grader.report import PASSED, Results, to_gradescope
 from grader.sandbox import STUDENT_FILES, Limits
 
@@ -232,10 +233,12 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
     if grader_digest() != before:
         for test in results.tests:
             test.points, test.status = 0.0, "failed"
-        results.problems.append("not graded: the grader's files changed while this submission ran; it scores "
-                                "0 and the course staff will review it.")
+        results.problems.append(f"{FLAGGED} the grader's files changed while this submission ran; it scores "
+                                f"0 and the course staff will review it.")
     notes = "\n".join(identity.notes)
     status = "error" if results.problems and not results.tests else "graded"
+    if any(problem.startswith(FLAGGED) for problem in results.problems):
+        status = "flagged"
     return _results_json(results, notes, status, _reason(results), identity, started)
 
 

@@ -45,6 +45,7 @@ from grader.sandbox import Sandbox, SandboxError, StudentFailure
 
 ROOT = Path(__file__).resolve().parent.parent  # the handout folder
 GRADER_DIR = ROOT / "grader"
+FLAGGED = "flagged for review:"  # starts a problem that sets the score to 0 (see grader.gradescope)
 MAX_MESSAGE_LINES = 8
 MAX_MESSAGE_CHARS = 1200
 
@@ -270,7 +271,7 @@ class Recorder:
         self.close_sandbox()  # nothing of the student's runs any more when the results are written
         if self.tampered:
             self.results.problems.append(
-                f"not graded: the submission's code changed the grader's files ({', '.join(self.tampered[:5])}); "
+                f"{FLAGGED} the submission's code changed the grader's files ({', '.join(self.tampered[:5])}); "
                 f"every check scores 0 and the course staff will review the submission.")
             for result in self.results.tests:
                 result.points, result.status = 0.0, FAILED
