@@ -74,12 +74,15 @@ class Parts:
 
     A part fails on an AssertionError or a StudentFailure (its message is kept);
     a StudentFailure with status "todo" (code not written yet) ends the test.
-    ``note`` adds a sentence shown even when everything passed.
+    A diagnosis (``grader.feedback.check`` sets ``error.diagnosis``) that an
+    earlier part already gave is not repeated. ``note`` adds a sentence shown
+    even when everything passed.
     """
 
     def __init__(self):
         self.total = self.earned = 0.0
         self.messages: list[str] = []
+        self.diagnoses: set[str] = set()
 
     @contextlib.contextmanager
     def part(self, weight: float, name: str):
@@ -90,6 +93,10 @@ class Parts:
             if isinstance(error, StudentFailure) and error.status == TODO:
                 raise
             message = error.message if isinstance(error, StudentFailure) else str(error)
+            diagnosis = getattr(error, "diagnosis", "")
+            if diagnosis and diagnosis in self.diagnoses:
+                message = message.replace(diagnosis, "The same mistake as above.")
+            self.diagnoses.add(diagnosis)
             self.messages.append(f"{name}: {message.strip() or 'failed'}")
         else:
             self.earned += weight
