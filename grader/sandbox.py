@@ -67,7 +67,8 @@ class StudentFailure(Exception):
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status = status if status in STATUSES else "error"
-        self.message = str(message)[:MAX_FAILURE_MESSAGE]
+        self.message = str(message)[:MAX_FAILURE_MESSAGE].strip() or "failed, and no reason came back from the " \
+                                                                     "process running your code"
 
 
 class SandboxError(RuntimeError):
@@ -323,7 +324,7 @@ class Sandbox:
         home = str(self.scratch)
         env.update({
             "HOME": home, "TMPDIR": f"{home}/tmp", "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg",
-            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+            "PYTHONHASHSEED": "0",  # -I ignores the PYTHON* variables; they are for what the code starts
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"), "CUDA_VISIBLE_DEVICES": "",
             "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "2",
             "TF_DETERMINISTIC_OPS": "1",
@@ -348,7 +349,7 @@ class Sandbox:
         }
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-c", BOOT, str(self.workspace), json.dumps(config)],
+                [sys.executable, "-I", "-B", "-u", "-c", BOOT, str(self.workspace), json.dumps(config)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.scratch,
                 env=self._env(), pass_fds=(request_read, response_write), start_new_session=True)
         finally:

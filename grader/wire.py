@@ -120,8 +120,6 @@ def encode(tree) -> bytes:
 
 def decode(header_bytes: bytes, data: bytes):
     """The tree of one message (header and data already read); WireError if malformed."""
-    import numpy as np
-
     try:
         header = json.loads(header_bytes.decode("utf-8"))
         specs = header["arrays"]
@@ -131,6 +129,8 @@ def decode(header_bytes: bytes, data: bytes):
     except (ValueError, KeyError, TypeError) as error:
         raise WireError(f"malformed header ({error})") from None
     arrays = []
+    if specs:
+        import numpy as np
     for spec in specs:
         try:
             dtype, shape, offset, nbytes = spec["dtype"], spec["shape"], spec["offset"], spec["nbytes"]

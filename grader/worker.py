@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random  # noqa: F401 - imported while the Python installation is surely readable (see _seed)
 import resource
 import signal
 import sys
@@ -221,6 +222,8 @@ def serve(request_fd: int, response_fd: int, hello: dict) -> None:
 
 
 def main(config_text: str) -> None:
+    from grader import wire  # noqa: F401 - imported while the Python installation is surely readable
+
     config = json.loads(config_text)
     hello = harden(config)
     serve(config["request_fd"], config["response_fd"], hello)

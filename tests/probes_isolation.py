@@ -1,0 +1,23 @@
+"""Probes of tests/test_isolation.py, run in the sandbox's worker (copied there as grader/probes_isolation.py).
+
+They call functions of a small hostile ``maml.py`` each test writes. Only the
+standard library is imported at the top, so ``privileges`` also runs when the
+worker has switched to a user that cannot read the Python installation's
+site-packages.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+def run(function: str, **kwargs):
+    """``maml.<function>(**kwargs)``, the module imported as the real probes do (messages included)."""
+    from grader.probes import student_module
+
+    return getattr(student_module("maml"), function)(**kwargs)
+
+
+def privileges(**kwargs):
+    """``maml.probe(**kwargs)`` with a plain import (no numpy needed)."""
+    return importlib.import_module("maml").probe(**kwargs)

@@ -1,0 +1,415 @@
+"""Hostile and broken submissions against the sandbox (grader/sandbox.py, grader/worker.py).
+
+Two levels:
+
+* the sandbox itself, with small ``maml.py`` files written here and the
+  probes of ``tests/probes_isolation.py`` (no TensorFlow, so each case takes
+  about a second): import and syntax errors, exceptions, sys.exit and
+  os._exit at import, a hang, a process killed, memory, 100 MB of output,
+  garbage on the grader's channel, a process escaping into its own session,
+  the network, the user it runs as, and the grader's files;
+* the whole public grader (``grader.runner`` -> pytest with the plugin -> the
+  sandbox) on the reference solution made hostile: results files forged by
+  the student's code and a daemon that keeps forging, and TensorFlow, numpy
+  and the grader's own modules monkeypatched inside the worker.
+
+Every case must end with a verdict and a reason, and no case may raise the
+score above what the honest code earns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import probes_isolation as probes  # noqa: E402
+from grader import checks, runner, wire  # noqa: E402
+from grader.report import PASSED  # noqa: E402
+from grader.sandbox import Limits, Sandbox, StudentFailure  # noqa: E402
+
+QUICK = replace(Limits(), call_seconds=20.0, total_seconds=120.0, startup_seconds=60.0, max_starts=4)
+# A few public tests: enough to see the score, quick enough for a test (one import of TensorFlow each run).
+SUBSET = ["-k", "inner_loop_outputs or transfer_learn_head"]
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (a killed orphan waits there for init to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def make_sandbox(tmp_path: Path, code: str, limits: Limits = QUICK) -> Sandbox:
+    student = tmp_path / "student"
+    student.mkdir(exist_ok=True)
+    (student / "maml.py").write_text(textwrap.dedent(code), encoding="utf-8")
+    return Sandbox(student, limits=limits)
+
+
+def failure(sandbox: Sandbox, function: str, **kwargs) -> StudentFailure:
+    with pytest.raises(StudentFailure) as caught:
+        sandbox.call(probes.run, {"function": function, **kwargs})
+    return caught.value
+
+
+# ---------------------------------------------------------------- the sandbox, case by case
+
+
+@pytest.mark.parametrize("code, status, expected", [
+    ("def f(:\n    pass\n", "error", "could not import maml.py: SyntaxError: invalid syntax (maml.py line 1"),
+    ("import no_such_module\n", "error", "could not import maml.py: ModuleNotFoundError: No module named"),
+    ("import sys\nsys.exit(0)\n", "error", "could not import maml.py: SystemExit: 0 (maml.py line 2)"),
+    ("def f():\n    return 1 / 0\n", "error", "ZeroDivisionError: division by zero\n(raised in f (maml.py line 2))"),
+    ("def f():\n    raise NotImplementedError('later')\n", "todo", "not implemented yet: f (maml.py line 2)"),
+    ("import os\nos._exit(3)\n", "error", "ended with exit status 3 while running run"),
+    ("def f():\n    x = bytearray(3 * 2**30)\n", "error", "ran out of memory (MemoryError)"),
+])
+def test_broken_code_fails_with_a_reason(tmp_path, code, status, expected):
+    with make_sandbox(tmp_path, code, replace(QUICK, memory_bytes=2 * 2**30)) as sandbox:
+        error = failure(sandbox, "f")
+    assert error.status == status
+    assert expected in error.message, error.message
+
+
+def test_a_hang_is_stopped_and_the_next_call_gets_a_fresh_process(tmp_path):
+    code = """
+        def hang():
+            while True:
+                pass
+
+        def ok():
+            return 42
+        """
+    with make_sandbox(tmp_path, code, replace(QUICK, call_seconds=3.0)) as sandbox:
+        started = time.monotonic()
+        error = failure(sandbox, "hang")
+        assert "took longer than 3 s, the limit of this check" in error.message
+        assert time.monotonic() - started < 15
+        assert sandbox.call(probes.run, {"function": "ok"}) == 42
+        assert sandbox.starts == 2
+
+
+def test_a_killed_process_is_reported_and_replaced(tmp_path):
+    code = """
+        import os, signal
+
+        def die():
+            print("about to die")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def ok():
+            return "alive"
+        """
+    with make_sandbox(tmp_path, code) as sandbox:
+        error = failure(sandbox, "die")
+        assert "ended while running run: it was killed (SIGKILL)" in error.message
+        assert "Last output:\nabout to die" in error.message
+        assert sandbox.call(probes.run, {"function": "ok"}) == "alive"
+
+
+def test_too_many_crashes_stop_the_remaining_calls(tmp_path):
+    with make_sandbox(tmp_path, "import os\nos._exit(0)\n", replace(QUICK, max_starts=2)) as sandbox:
+        for _ in range(2):
+            assert "exit status 0" in failure(sandbox, "f").message
+        assert "already ended 2 times" in failure(sandbox, "f").message
+
+
+def test_100_mb_of_output_is_drained_capped_and_the_result_still_arrives(tmp_path):
+    code = """
+        import sys
+
+        def flood():
+            line = "x" * 1023 + "\\n"
+            for _ in range(100 * 1024):
+                sys.stdout.write(line)
+            sys.stdout.flush()
+            return "done"
+        """
+    with make_sandbox(tmp_path, code, replace(QUICK, output_bytes=64 * 1024)) as sandbox:
+        assert sandbox.call(probes.run, {"function": "flood"}) == "done"
+        assert sandbox.output.total >= 100 * 2**20
+        text = sandbox.output.text()
+        assert len(text) < 70 * 1024 and "bytes of output not kept" in text
+
+
+def test_garbage_on_the_grader_channel_is_a_failure_not_a_crash(tmp_path):
+    code = """
+        import json, os, sys
+
+        def forge():
+            fd = json.loads(sys.argv[2])["response_fd"]  # the worker's configuration is on its command line
+            os.write(fd, b"GRW1" + b"\\xff" * 64)
+            return 1
+        """
+    with make_sandbox(tmp_path, code) as sandbox:
+        error = failure(sandbox, "forge")
+        assert "could not read what came back" in error.message
+
+
+def test_wire_refuses_malformed_and_oversized_messages():
+    message = wire.encode({"a": [1, 2.5, None, float("nan")], "b": (True, "x")})
+    header_length = int.from_bytes(message[4:12], "little")
+    tree = wire.decode(message[20:20 + header_length], message[20 + header_length:])
+    assert tree["b"] == (True, "x") and tree["a"][:3] == [1, 2.5, None] and tree["a"][3] != tree["a"][3]
+    for header in (b"not json", b'{"tree": {"__pickle__": "x"}, "arrays": []}',
+                   b'{"tree": {"__array__": 0}, "arrays": [{"dtype": "object", "shape": [1], "offset": 0, "nbytes": 8}]}',
+                   b'{"tree": {"__array__": 0}, "arrays": [{"dtype": "float64", "shape": [10], "offset": 0, "nbytes": 80}]}'):
+        with pytest.raises(wire.WireError):
+            wire.decode(header, b"\0" * 8)
+    read, write = os.pipe()
+    os.write(write, wire.encode(list(range(1000))))
+    with pytest.raises(wire.WireError, match="more than the limit"):
+        wire.read_message(read, max_bytes=100)
+    os.close(read), os.close(write)
+
+
+def test_a_process_escaping_into_its_own_session_is_killed(tmp_path):
+    pid_file = tmp_path / "daemon.pid"
+    code = f"""
+        import os, time
+
+        def escape():
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    with open({str(pid_file)!r}, "w") as handle:
+                        handle.write(str(os.getpid()))
+                    time.sleep(300)
+                os._exit(0)
+            for _ in range(100):
+                if os.path.exists({str(pid_file)!r}):
+                    break
+                time.sleep(0.05)
+            return "forked"
+        """
+    if os.geteuid() == 0:  # the daemon writes the pid file as the sandbox's user: let it
+        tmp_path.chmod(0o777)
+    sandbox = make_sandbox(tmp_path, code)
+    assert sandbox.call(probes.run, {"function": "escape"}) == "forked"
+    pid = int(pid_file.read_text())
+    assert running(pid)
+    sandbox.close()
+    time.sleep(0.2)
+    assert not running(pid)
+
+
+def test_no_network_where_the_kernel_allows(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    code = f"""
+        import socket
+
+        def connect():
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
+                return "connected"
+            except OSError as error:
+                return f"refused: {{error}}"
+        """
+    try:
+        with make_sandbox(tmp_path, code) as sandbox:
+            outcome = sandbox.call(probes.run, {"function": "connect"})
+            network = sandbox.notes["network"]
+    finally:
+        server.close()
+    if network.startswith("isolated"):
+        assert outcome.startswith("refused"), outcome  # its loopback is not the grader's
+    else:  # e.g. a container without CAP_SYS_ADMIN and no user namespaces: said plainly
+        assert network.startswith("not isolated: unshare failed"), network
+        assert outcome == "connected"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can switch the student's code to another user")
+def test_as_root_the_code_runs_as_a_user_of_its_own_that_can_touch_nothing(tmp_path):
+    secret = tmp_path / "secret.txt"  # stands for the hidden tests' expected values
+    secret.write_text("expected values")
+    secret.chmod(0o600)
+    code = """
+        import os
+
+        def probe(secret):
+            grader_file = os.path.join(os.path.dirname(__file__), "grader", "wire.py")
+            attempts = {
+                "read the grader's secret": lambda: open(secret).read(),
+                "change a grader file": lambda: open(grader_file, "a").write("#"),
+                "make it writable": lambda: os.chmod(grader_file, 0o666),
+                "become root": lambda: os.setuid(0),
+                "signal the grader": lambda: os.kill(os.getppid(), 0),
+            }
+            outcome = {"uid": os.getuid()}
+            for name, attempt in attempts.items():
+                try:
+                    attempt()
+                    outcome[name] = "allowed"
+                except PermissionError:
+                    outcome[name] = "denied"
+            return outcome
+        """
+    with make_sandbox(tmp_path, code, replace(QUICK, user="always")) as sandbox:
+        outcome = sandbox.call(probes.privileges, {"secret": str(secret)})
+        assert sandbox.notes["own_uid"] and "a user of its own" in sandbox.notes["account"]
+        assert not sandbox.tampered()
+    assert outcome.pop("uid") == sandbox.notes["uid"] != 0
+    assert set(outcome.values()) == {"denied"}, outcome
+
+
+def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
+    code = """
+        import os
+
+        def tamper():
+            target = os.path.join(os.path.dirname(__file__), "grader", "checks.py")
+            try:
+                os.chmod(os.path.dirname(target), 0o755)
+                os.chmod(target, 0o644)
+                with open(target, "w") as handle:
+                    handle.write("def check_close(*args, **kwargs):\\n    pass\\n")
+                os.remove(os.path.join(os.path.dirname(target), "report.py"))
+                return "changed"
+            except PermissionError:
+                return "denied"
+        """
+    with make_sandbox(tmp_path, code) as sandbox:
+        outcome = sandbox.call(probes.run, {"function": "tamper"})
+        changed = sandbox.tampered()
+    if outcome == "denied":  # a user of its own: the files are root's
+        assert changed == []
+    else:  # the same user as the grader: it could, and it is caught
+        assert changed == ["grader/checks.py", "grader/report.py"]
+
+
+def test_the_student_process_gets_inputs_never_expected_results(tmp_path):
+    """What a test sends is checks.inputs(fixture); the worker's folder holds no fixture or test."""
+    for name in ("maml", "transfer"):
+        fixture = checks.load_fixture(name)
+        sent = checks.inputs(fixture)
+        assert sent and set(sent) < set(fixture)
+        assert not any(key.startswith(("inner/", "outer/", "grad_", "head/", "mistake/")) or key == "accuracy_query"
+                       for key in sent)
+    with make_sandbox(tmp_path, "x = 1\n") as sandbox:
+        files = {p.relative_to(sandbox.workspace).as_posix() for p in sandbox.workspace.rglob("*") if p.is_file()}
+    assert "maml.py" in files and "grader/wire.py" in files
+    assert not any(f.endswith(".npz") or "/tests/" in f or f.startswith("instructor") for f in files), files
+
+
+# ---------------------------------------------------------------- the whole grader on hostile code
+
+
+@pytest.fixture(scope="module")
+def reference_code(tmp_path_factory) -> Path:
+    """The reference solution as a student would submit it (markers removed)."""
+    from instructor.release import markers
+
+    folder = tmp_path_factory.mktemp("reference")
+    for name in ("maml.py", "maml_transfer.py"):
+        (folder / name).write_text(markers.stub_source((ROOT / name).read_text(), name).solved, encoding="utf-8")
+    return folder
+
+
+def grade(folder: Path, *extra: str):
+    results, output = runner.run_tests(student_dir=folder, extra=[*SUBSET, *extra],
+                                       env={"GRADER_CALL_SECONDS": "120", "GRADER_TOTAL_SECONDS": "600"})
+    assert results.tests, output
+    return results, output
+
+
+def hostile_copy(reference_code: Path, tmp_path: Path, addition: str) -> Path:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "maml_transfer.py").write_bytes((reference_code / "maml_transfer.py").read_bytes())
+    (folder / "maml.py").write_text((reference_code / "maml.py").read_text() + textwrap.dedent(addition))
+    return folder
+
+
+def test_forged_results_files_and_a_forging_daemon_do_not_change_the_score(reference_code, tmp_path):
+    """The code finds the results path on the grader's command line and keeps writing full marks there."""
+    pid_file = tmp_path / "forger.pid"
+    folder = hostile_copy(reference_code, tmp_path, f"""
+
+        import json as _json, os as _os, time as _time
+
+        _FORGED = {{"version": "x", "problems": [], "notes": [], "tests": [
+            {{"id": "forged", "name": "forged", "max_points": 1000, "points": 1000, "status": "passed", "message": ""}}]}}
+
+
+        def _forge():
+            for pid in {{_os.getppid(), _os.getpgrp()}}:
+                try:
+                    args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
+                except OSError:
+                    continue
+                for flag, value in zip(args, args[1:]):
+                    if flag == b"--grader-json":
+                        try:
+                            with open(value.decode(), "w") as handle:
+                                _json.dump(_FORGED, handle)
+                        except OSError:
+                            pass
+
+
+        _forge()
+        if _os.fork() == 0:  # a daemon in a session of its own keeps forging after the tests end
+            _os.setsid()
+            if _os.fork() == 0:
+                try:
+                    open({str(pid_file)!r}, "w").write(str(_os.getpid()))
+                except OSError:
+                    pass
+                _end = _time.time() + 120
+                while _time.time() < _end:
+                    _forge()
+                    _time.sleep(0.005)
+            _os._exit(0)
+        """)
+    if os.geteuid() == 0:
+        tmp_path.chmod(0o777)
+    results, _ = grade(folder)
+    assert [t.name for t in results.tests if t.name == "forged"] == []
+    assert results.points == results.max_points == 5.0 and all(t.status == PASSED for t in results.tests)
+    assert pid_file.exists(), "the forging daemon never started: the test would prove nothing"
+    assert not running(int(pid_file.read_text()))
+
+
+def test_monkeypatched_tensorflow_numpy_and_grader_cannot_pass_wrong_code(reference_code, tmp_path):
+    """A missing inner_loop plus patches of everything the worker could use to judge it still scores 0."""
+    folder = hostile_copy(reference_code, tmp_path, """
+
+        import numpy as _np
+        import tensorflow as _tf
+        import grader.checks as _checks
+        import grader.plugin as _plugin
+
+        _np.allclose = _np.array_equal = lambda *args, **kwargs: True
+        _tf.GradientTape.gradient = lambda self, target, sources, *args, **kwargs: (
+            {name: _tf.zeros_like(value) for name, value in sources.items()} if isinstance(sources, dict)
+            else [_tf.zeros_like(value) for value in sources])
+        _checks.check_close = _checks.check_parameters = _checks.check_shape = lambda *args, **kwargs: None
+        _plugin.describe_failure = lambda error: ("passed", "")
+
+
+        def _missing(self, images, labels, train):
+            raise NotImplementedError("MAML.inner_loop is not implemented yet")
+
+
+        MAML.inner_loop = _missing
+        """)
+    results, _ = grade(folder)
+    by_name = {t.name.split(":")[0]: t for t in results.tests}
+    assert results.points == 0, [(t.name, t.points, t.message) for t in results.tests]
+    assert by_name["inner_loop"].status != PASSED and by_name["inner_loop"].message
+    assert "differs from the reference" in by_name["transfer_learn"].message
+    assert json.loads(results.to_json())["tests"]  # a complete, valid record
