@@ -43,12 +43,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import submission
+
 ROOT = Path(__file__).resolve().parent.parent  # the handout folder
-REPORT = "report.md"
+REPORT = submission.REPORT
 TEMPLATE = "report_template.md"
 RESULTS = "results"
 BLOCKS = ("student", "fomaml", "transfer", "mamlpp")
-RUN_FILES = ("hparams.json", "history.csv", "val_accuracy.png", "weights.npz")
+RUN_FILES = submission.RUN_FILES
 OPTIONAL_FILES = {  # kind -> glob patterns copied when present
     "fomaml": ("test_results_*way_*shot.json",),
     "transfer": ("test_results_*way_*shot.json", "comparison.json", "comparison.md",
@@ -154,8 +156,8 @@ def copy_runs(root: Path, kind: str, runs: list[Path]) -> Path:
     for run in runs:
         _check_run(kind, run)
     if kind == "mamlpp":
-        if len(runs) < 2 or not any(techniques(read_hparams(r / "hparams.json")["hparams"]) for r in runs) \
-                or all(techniques(read_hparams(r / "hparams.json")["hparams"]) for r in runs):
+        plus = [bool(techniques(read_hparams(run / "hparams.json")["hparams"])) for run in runs]
+        if len(runs) < 2 or all(plus) or not any(plus):
             raise ReportError("--mamlpp needs at least two maml.py runs in the same setting: plain MAML "
                               "(no MAML++ flag) and MAML++ (e.g. --mamlpp), for the two stability plots.")
         targets = dict(zip(mamlpp_run_names(runs), runs))
@@ -261,8 +263,8 @@ def render_fomaml(root: Path) -> str | None:
         rows.append([f"test, {test['num_way']}-way {test['num_support']}-shot",
                      _accuracy(test["accuracy_query"], test["accuracy_query_ci95"]), str(test["num_tasks"])])
     if not tests:
-        rows.append(["test", f"not measured yet: `python maml.py --test --log-dir <your run>`, then "
-                             f"`python -m grader report --fomaml <your run>`", ""])
+        rows.append(["test", "not measured yet: `python maml.py --test --log-dir <your run>`, then "
+                             "`python -m grader report --fomaml <your run>`", ""])
     lines += _table(["query accuracy after adaptation", "mean ± 95 % CI", "tasks"], rows)
     lines += ["", f"Hyper-parameters (`{RESULTS}/fomaml/hparams.json`):", ""]
     lines += _table(["hyper-parameter", "value"], _maml_hparam_rows(hp))

@@ -50,7 +50,6 @@ only the first), each saying what is wrong and how to fix it.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -63,7 +62,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from grader import version as handout_version
 
@@ -85,7 +84,6 @@ UTF8_FLAG = 0x800  # general purpose bit 11: the entry name is UTF-8
 CODE = ("maml.py", "maml_transfer.py")
 REPORT = "report.md"
 RUN_FILES = ("hparams.json", "history.csv", "val_accuracy.png", "weights.npz")
-KINDS = ("fomaml", "transfer", "mamlpp")  # results/<kind>/
 REQUIRED = (*CODE, REPORT, *(f"results/{kind}/{f}" for kind in ("fomaml", "transfer") for f in RUN_FILES))
 RUN_NAME = r"[a-z0-9][a-z0-9_.-]{0,62}"
 _RUN_FILE = r"(?:hparams\.json|history\.csv|val_accuracy\.png|weights\.npz|test_results_[0-9]+way_[0-9]+shot\.json)"
@@ -216,10 +214,12 @@ def parse_zip_name(file_name: str) -> tuple[str, str]:
                               f"`python -m grader submit` and upload it without renaming it.")
     name, number = match.group("name"), match.group("number")
     try:
-        if zip_name(name, number) != text:
-            raise SubmissionError(f"the file name {text!r} should be {zip_name(name, number)!r}.")
+        canonical = zip_name(name, number)
     except SubmissionError as error:
         raise SubmissionError([f"the file name {text!r}: {p}" for p in error.problems]) from None
+    if canonical != text:
+        raise SubmissionError(f"the file name {text!r} should be {canonical!r}: make the zip with "
+                              f"`python -m grader submit` and upload it without renaming it.")
     return name, number
 
 

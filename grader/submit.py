@@ -91,9 +91,9 @@ def collect_files(root: Path) -> tuple[dict[str, Path], list[str]]:
     results = root / RESULTS
     if results.is_dir():
         for path in sorted(results.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
             relative = path.relative_to(root).as_posix()
+            if not path.is_file() or any(part.startswith(".") for part in relative.split("/")):
+                continue  # .DS_Store, an interrupted copy's staging folder
             if relative in submission.REQUIRED or submission.is_optional(relative):
                 files[relative] = path
             else:
@@ -134,13 +134,18 @@ def _program(kind: str) -> str:
     return "python maml_transfer.py pretrain" if kind == "transfer" else "python maml.py"
 
 
+def _title(kind: str) -> str:
+    """How the checklist names a run: FO-MAML, transfer, MAML++ mamlpp_seed0."""
+    return {"fomaml": "FO-MAML", "transfer": "transfer"}.get(kind, kind.replace("mamlpp/", "extra credit "))
+
+
 def _option(kind: str) -> str:
     return "--mamlpp" if kind.startswith("mamlpp") else f"--{kind}"
 
 
 def check_records(root: Path, kind: str, folder: Path) -> tuple[list[Check], dict | None]:
     """Checks of one run's records; (checks, {"hp", "final"}) or (checks, None) if unusable."""
-    label = f"{kind} run ({folder.relative_to(root).as_posix()}/)"
+    label = f"{_title(kind)} run ({folder.relative_to(root).as_posix()}/)"
     missing = [name for name in student_report.RUN_FILES if not (folder / name).is_file()]
     if missing:
         if not folder.is_dir():
@@ -214,7 +219,9 @@ def check_comparison(root: Path) -> list[Check]:
                       "--transfer-dir <your pre-training run>`, then pass both runs again.")]
     if pairs:
         return [Check(PASS, "the transfer comparison used the submitted FO-MAML weights")]
-    return []
+    return [Check(WARN, "the transfer comparison could not be cross-checked with the FO-MAML test results "
+                        "(different tasks or numbers of tasks)",
+                  "Use the defaults of `python maml.py --test` and `python maml_transfer.py compare` (600 tasks).")]
 
 
 def recheck(root: Path, runs: dict[str, Path]) -> dict:
@@ -253,7 +260,7 @@ def check_code(root: Path, usable: dict[str, dict], runs: dict[str, Path]) -> tu
     broken = {name: why for name, why in found["imports"].items() if why}
     if broken:
         checks += [Check(FAIL, f"code: {name}.py does not import: {why}",
-                         f"Fix it, then check with `python -m grader`.") for name, why in broken.items()]
+                         "Fix it, then check with `python -m grader`.") for name, why in broken.items()]
     else:
         checks.append(Check(PASS, "code: maml.py and maml_transfer.py import"))
     for kind, record in usable.items():
@@ -262,14 +269,14 @@ def check_code(root: Path, usable: dict[str, dict], runs: dict[str, Path]) -> tu
                         "iteration": int(record["final"]["iteration"]), "num_val_tasks": record["hp"]["num_val_tasks"]}
         result = found["runs"][kind]
         if "error" in result:
-            checks.append(Check(FAIL, f"{kind} weights: cannot be evaluated with your code: {result['error']}",
+            checks.append(Check(FAIL, f"{_title(kind)} weights: cannot be evaluated with your code: {result['error']}",
                                 f"The weights must fit the model your submitted code builds from the run's "
                                 f"hparams.json: copy the right run again ({_option(kind)} runs/<your run>) or fix "
                                 f"the code, and check it with `python -m grader`."))
             continue
         measured = float(result["accuracy"])
         claims[kind]["rechecked"] = measured
-        text = (f"{kind} weights: re-evaluated on the {result['num_tasks']} fixed validation tasks "
+        text = (f"{_title(kind)} weights: re-evaluated on the {result['num_tasks']} fixed validation tasks "
                 f"{measured:.4f}, report {claimed:.4f}")
         if math.isfinite(measured) and abs(measured - claimed) <= ACCURACY_TOLERANCE:
             checks.append(Check(PASS, text))

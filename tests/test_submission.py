@@ -139,9 +139,10 @@ def test_round_trip_train_report_submit_read_and_grade(handout, env, tmp_path):
                    "--out", str(out))
     assert child.returncode == 0, child.stdout + child.stderr
     assert "✗" not in child.stdout and f"{KOREAN}_{NUMBER}_Assignment2.zip" in child.stdout
-    for line in ("code: maml.py and maml_transfer.py import", "fomaml weights: re-evaluated",
-                 "transfer weights: re-evaluated", "mamlpp/mamlpp_seed0 weights: re-evaluated",
-                 "report.md: every part is filled in"):
+    for line in ("code: maml.py and maml_transfer.py import", "FO-MAML weights: re-evaluated",
+                 "transfer weights: re-evaluated", "extra credit mamlpp_seed0 weights: re-evaluated",
+                 "extra credit maml_seed0 weights: re-evaluated", "report.md: every part is filled in",
+                 "the transfer comparison used the submitted FO-MAML weights"):
         assert f"✓ {line}" in child.stdout, line
     [zip_path] = zips_in(out)
     assert zip_path.name == f"{KOREAN}_{NUMBER}_Assignment2.zip"
@@ -202,7 +203,7 @@ def test_bad_student_number_unfilled_answer_and_oversized_file_write_no_zip(hand
     assert f"report.md line {line}: write: who helped you" in out
     assert "✗ size: results/transfer/sweep_5way_5shot.md is 25.0 MB, more than the limit of 10 MB per file" in out
     assert "No zip written" in out and zips_in(handout) == []
-    assert "✓ fomaml weights: re-evaluated" in out  # the other checks still ran
+    assert "✓ FO-MAML weights: re-evaluated" in out  # the other checks still ran
     after = report.read_text(encoding="utf-8")
     assert "[[ANSWER: who helped you]]" in after and after.count("Answered by the test.") == prose.count(
         "Answered by the test.")
@@ -221,7 +222,7 @@ def test_missing_plot_damaged_plot_and_wrong_shape_weights_write_no_zip(handout,
     assert child.returncode == 1, out + child.stderr
     assert "✗ transfer run (results/transfer/): missing val_accuracy.png" in out
     assert "✗ plot results/transfer/comparison_val_accuracy.png is not a valid image" in out
-    assert re.search(r"✗ fomaml weights: cannot be evaluated with your code: ValueError: .*weights\.npz does "
+    assert re.search(r"✗ FO-MAML weights: cannot be evaluated with your code: ValueError: .*weights\.npz does "
                      r"not fit this model \(num_way=5\): conv0 has shape \(3, 3, 1, 32\), expected "
                      r"\(3, 3, 1, 64\)", out), out
     assert "No zip written" in out and zips_in(handout) == []
