@@ -6,8 +6,8 @@ the instructor's fixture generator from mutated copies of the reference). When
 a check fails, ``diagnose`` compares the student's numbers with them and with
 the expected ones, and returns sentences such as::
 
-    It is 4 times the expected one. It is exactly what a known mistake gives: did you
-    sum the query losses over the tasks instead of averaging them? ...
+    It is 4x the expected one. Looks like a known mistake: did you sum the query
+    losses over the tasks instead of averaging them?
 
 Quantities (the ``quantity`` argument): "inner/phi", "inner/accuracies",
 "outer/loss", "outer/accuracies_support", "outer/accuracy_query", "grad_fo",
@@ -32,62 +32,49 @@ import math
 
 import numpy as np
 
+from grader import checks
+
 SKETCH_SIZE = 8
 SKETCH_SEED = 20251
 MATCH_RTOL = 1e-4  # correct code matches the reference to ~1e-12; mistakes differ by >= 0.1 (measured)
 RATIO_RTOL = 1e-3  # "x times the expected one" when the result is this close to a multiple of it
+DICT_QUANTITIES = ("inner/phi", "grad_fo", "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval", "head")
 
 # key -> the question a student should ask themselves (mistakes: instructor/mistakes.py)
 HINTS = {
-    "no_stop_gradient": "did you forget tf.stop_gradient on the inner gradients? With first_order=True (or "
-                        "train=False) they must be constants for the outer tape; this is the second-order "
-                        "meta-gradient.",
-    "always_stop_gradient": "do you stop the inner gradients always? Stop them only when self.first_order is "
-                            "True or train is False: with first_order=False and train=True the outer tape must "
-                            "differentiate through them; this is the first-order meta-gradient.",
-    "stop_gradient_ignores_train": "do you stop the inner gradients only when self.first_order is True? "
-                                   "Also stop them when train is False: evaluation never differentiates "
-                                   "through the inner loop.",
-    "inner_lr_ignored": "did you use a fixed inner learning rate? Use self.inner_lrs[name], the variable of each "
-                        "parameter (here every parameter has a different one).",
-    "fixed_5_steps": "did you take 5 inner steps whatever num_inner_steps is? Loop self.num_inner_steps times.",
-    "one_step_too_few": "did you take one inner step too few? Take exactly self.num_inner_steps steps.",
-    "one_step_too_many": "did you take one inner step too many? Take exactly self.num_inner_steps steps.",
-    "meta_parameters_assigned": "did you assign the adapted values to self.meta_parameters (Variable.assign)? "
-                                "Then every task starts where the previous one ended. Build new dicts of "
-                                "tensors instead; only the outer step changes the meta-parameters.",
-    "meta_parameters_dict_changed": "did you write `parameters = self.meta_parameters` and then set "
-                                    "parameters[name] = ...? That changes self.meta_parameters itself, so the "
-                                    "next task starts from this task's adapted parameters. Start from "
-                                    "dict(self.meta_parameters) and build a new dict every step.",
-    "argmax_wrong_axis": "did you take the argmax over axis 0 (the examples)? Predictions are the argmax over "
-                         "the classes, axis -1 (or use the provided accuracy()).",
-    "sum_over_tasks": "did you sum the query losses over the tasks instead of averaging them? The outer loss "
-                      "is the mean over tasks.",
-    "query_in_inner_loop": "did you adapt on the query set? The inner loop adapts on the support set "
-                           "(images_support, labels_support); the query set only measures the adapted "
-                           "parameters.",
-    "support_and_query_in_inner_loop": "did you adapt on the support and query sets together? The inner loop "
-                                       "sees the support set only.",
-    "outer_loss_on_support": "did you compute the outer loss on the support set? It is the query loss of the "
-                             "adapted parameters.",
-    "outer_loss_before_adaptation": "did you evaluate the query set with self.meta_parameters? Use the adapted "
-                                    "parameters that inner_loop returned.",
-    "query_accuracy_of_last_task": "did you return the query accuracy of the last task only? Average it over "
-                                   "the tasks.",
-    "head_trained_on_query": "did you train the head on the query set? Adapt it on the support set; the query "
-                             "set only measures it.",
-    "head_trained_on_support_and_query": "did you train the head on the support and query sets together? Adapt "
+    "no_stop_gradient": "did you forget tf.stop_gradient on the inner gradients? This is the second-order "
+                        "meta-gradient; first_order=True (or train=False) needs them stopped.",
+    "always_stop_gradient": "do you always stop the inner gradients? This is the first-order meta-gradient; stop "
+                            "them only when self.first_order is True or train is False.",
+    "stop_gradient_ignores_train": "do you stop the inner gradients only when self.first_order is True? Stop them "
+                                   "also when train is False.",
+    "inner_lr_ignored": "did you use a fixed inner learning rate instead of self.inner_lrs[name]?",
+    "fixed_5_steps": "did you take 5 inner steps instead of self.num_inner_steps?",
+    "one_step_too_few": "did you take one inner step too few (self.num_inner_steps are needed)?",
+    "one_step_too_many": "did you take one inner step too many (self.num_inner_steps are needed)?",
+    "meta_parameters_assigned": "did you assign the adapted values to self.meta_parameters? Then each task starts "
+                                "where the previous one ended: build new dicts of tensors instead.",
+    "meta_parameters_dict_changed": "did you write `parameters = self.meta_parameters`, then parameters[name] = ...? "
+                                    "That changes self.meta_parameters: start from dict(self.meta_parameters).",
+    "argmax_wrong_axis": "did you take the argmax over axis 0 (examples) instead of axis -1 (classes)?",
+    "sum_over_tasks": "did you sum the query losses over the tasks instead of averaging them?",
+    "query_in_inner_loop": "did you adapt on the query set instead of the support set?",
+    "support_and_query_in_inner_loop": "did you adapt on the support and query sets together? Adapt on the "
+                                       "support set only.",
+    "outer_loss_on_support": "did you compute the outer loss on the support set instead of the query set?",
+    "outer_loss_before_adaptation": "did you evaluate the query set with self.meta_parameters instead of the "
+                                    "adapted parameters?",
+    "query_accuracy_of_last_task": "did you return the query accuracy of the last task instead of the mean over "
+                                   "tasks?",
+    "head_trained_on_query": "did you train the head on the query set instead of the support set?",
+    "head_trained_on_support_and_query": "did you train the head on the support and query sets together? Train "
                                          "it on the support set only.",
-    "features_not_frozen": "did you train the convolutional layers too? They are frozen: compute the features "
-                           "once and train only the head (w4, b4).",
+    "features_not_frozen": "did you train the convolutional layers too? Only the head (w4, b4) is trained.",
     "transfer_lr_ignored": "did you use TRANSFER_LR instead of the learning_rate argument?",
     "transfer_steps_ignored": "did you use TRANSFER_STEPS instead of the num_steps argument?",
-    "support_and_query_batch_norm": "did you compute the support and query features in one call? Batch norm "
-                                    "then mixes the statistics of both sets: call extract_features on the "
-                                    "support set and on the query set separately.",
-    "transfer_argmax_wrong_axis": "did you take the argmax over axis 0 (the examples)? Predictions are the "
-                                  "argmax over the classes, axis -1 (or use the provided accuracy()).",
+    "support_and_query_batch_norm": "did you compute the support and query features in one call? Batch norm then "
+                                    "mixes both sets: call extract_features on each set separately.",
+    "transfer_argmax_wrong_axis": "did you take the argmax over axis 0 (examples) instead of axis -1 (classes)?",
 }
 
 # (pieces that must all be in an error message, hint); the first match wins
@@ -104,6 +91,9 @@ ERROR_HINTS = (
      "build a new dict instead of assigning."),
     (("numpy() is only available when eager execution is enabled",), "Code that runs inside tf.function cannot "
      "call .numpy(): keep everything a TensorFlow operation."),
+    (("is out of scope and cannot be used here",), "A tensor made inside tf.function outlived the call: do you "
+     "keep tensors on self, or change a dict the model keeps (`parameters = self.meta_parameters`, then "
+     "`parameters[name] = ...`)? Build new dicts instead."),
 )
 
 
@@ -167,24 +157,69 @@ def ratio(actual, expected, start=None) -> float | None:
     return c
 
 
-def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None) -> str:
-    """Sentences on a wrong result: how it relates to the expected one, and the known mistake it matches.
+def _simple(c: float) -> bool:
+    """Whether c is a whole number or one over a whole number (what summing or a wrong count gives)."""
+    return any(abs(x - round(x)) <= 1e-6 * abs(x) and round(x) >= 2 for x in (abs(c), 1 / abs(c)))
 
-    Returns "" when there is nothing specific to say.
-    """
-    parts = []
-    if expected is not None:
-        c = ratio(actual, expected, start)
-        if c is not None:
-            what = "Its change is" if start is not None else "It is"
-            parts.append(f"{what} {c:.3g}x the expected one." if abs(c) >= 1e-3 else
-                         f"{what} about 0 (expected a non-zero value).")
+
+def ratio_sentence(actual, expected, start=None) -> str:
+    """"It is 4x the expected one." when ``actual`` is a multiple of ``expected``, else ""."""
+    c = ratio(actual, expected, start)
+    if c is None:
+        return ""
+    if abs(c) < 1e-3:
+        return "It is about 0."
+    if flatten(expected).size == 1 and not _simple(c):  # a lone number is a multiple of anything
+        return ""
+    return f"It is {c:.3g}x the expected one."
+
+
+def mistake_sentence(fixture: dict, quantity: str, actual, start=None) -> str:
+    """"Looks like a known mistake: did you ...?" when ``actual`` is what a known mistake gives, else ""."""
     found = [key for key in known_mistakes(fixture, quantity, actual, start) if key in HINTS]
-    if len(found) == 1:
-        parts.append(f"It matches a known mistake: {HINTS[found[0]]}")
-    elif 1 < len(found) <= 3:
-        parts.append("It matches known mistakes: " + " Or: ".join(HINTS[key] for key in found))
-    return " ".join(parts)
+    if not 1 <= len(found) <= 3:  # more: too common a result to say which
+        return ""
+    return "Looks like a known mistake: " + " Or ".join(HINTS[key] for key in found)
+
+
+def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None) -> str:
+    """How a wrong result relates to the expected one and which known mistake gives it ("" if nothing)."""
+    ratio_text = ratio_sentence(actual, expected, start) if expected is not None else ""
+    return " ".join(filter(None, [ratio_text, mistake_sentence(fixture, quantity, actual, start)]))
+
+
+def expected_value(fixture: dict, quantity: str):
+    """The reference's result: {name: array} for a dict quantity ("grad_fo/<name>" keys), else an array."""
+    if quantity in DICT_QUANTITIES:
+        prefix = quantity + "/"
+        return {key[len(prefix):]: value for key, value in fixture.items() if key.startswith(prefix)}
+    return fixture[quantity]
+
+
+def check(fixture: dict, quantity: str, actual, what: str, *, start: dict | None = None,
+          rtol: float = checks.RTOL, hint: str = "") -> None:
+    """``checks.check_parameters``/``check_close`` of ``actual`` against the fixture, with a diagnosis.
+
+    Raises:
+        AssertionError: the check's message, then ``hint``, then what ``diagnose`` finds.
+    """
+    expected = expected_value(fixture, quantity)
+    try:
+        if isinstance(expected, dict):
+            checks.check_parameters(actual, expected, start, what, rtol=rtol)
+        else:
+            checks.check_close(actual, expected, what, rtol=rtol)
+    except AssertionError as error:
+        try:
+            mine = ({name: checks.as_numpy(value, name) for name, value in actual.items()}
+                    if isinstance(actual, dict) else checks.as_numpy(actual, what))
+        except AssertionError:
+            mine = None
+        ratio_text = ratio_sentence(mine, expected) if mine is not None and start is None else ""
+        mistake = mistake_sentence(fixture, quantity, mine, start) if mine is not None else ""
+        failure = AssertionError(" ".join(filter(None, [str(error), hint, ratio_text, mistake])))
+        failure.diagnosis = mistake  # grader.plugin.Parts says a diagnosis repeated by several parts once
+        raise failure from None
 
 
 def explain_error(message: str) -> str:

@@ -20,7 +20,8 @@ Failures become one short message, never a traceback wall:
 * ``AssertionError`` (the checks' own messages) -> status "failed";
 * ``StudentCodeError`` (the grader's message is the whole story, e.g. an
   import that failed) and any other exception -> status "error", naming the
-  exception and the innermost line of the student's code it came from.
+  exception and the innermost line of the student's code it came from, after
+  a known cause of that error if there is one (``grader.feedback.explain_error``).
 * ``StudentFailure`` from the sandbox: the status and message the student's
   process reported (the same rules, applied there), or why it ended.
 * ``PartialCredit`` (raised by ``Parts.finish``): status "failed" with that
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import feedback
 from grader.report import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
 from grader.sandbox import Sandbox, SandboxError, StudentFailure
 
@@ -95,7 +97,7 @@ class Parts:
             message = error.message if isinstance(error, StudentFailure) else str(error)
             diagnosis = getattr(error, "diagnosis", "")
             if diagnosis and diagnosis in self.diagnoses:
-                message = message.replace(diagnosis, "The same mistake as above.")
+                message = message.replace(diagnosis, "Looks like the same mistake as above.")
             self.diagnoses.add(diagnosis)
             self.messages.append(f"{name}: {message.strip() or 'failed'}")
         else:
@@ -172,6 +174,9 @@ def describe_failure(error: BaseException) -> tuple[str, str]:
                            f"loop, or work repeated far more often than needed")
         return FAILED, _shorten(text)
     detail = _shorten(f"{type(error).__name__}: {error}")
+    hint = feedback.explain_error(str(error))
+    if hint:
+        detail = f"{hint}\n{detail}"
     if frames:
         return ERROR, f"{detail}\n(raised in {_where(*frames[-1])})"
     return ERROR, detail

@@ -204,14 +204,11 @@ def transfer_results(module, fixture: dict) -> dict[str, Callable[[], dict]]:
     return {"head": head}
 
 
-DICT_QUANTITIES = ("inner/phi", "grad_fo", "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval", "head")
-
-
 def quantities(results: dict) -> dict[str, dict]:
     """Results grouped by quantity (``grader.feedback``'s names): "grad_fo/w4" -> quantity "grad_fo"."""
     grouped: dict[str, dict] = {}
     for key, value in results.items():
-        quantity = next((q for q in DICT_QUANTITIES if key.startswith(q + "/")), key)
+        quantity = next((q for q in feedback.DICT_QUANTITIES if key.startswith(q + "/")), key)
         grouped.setdefault(quantity, {})[key] = value
     return grouped
 

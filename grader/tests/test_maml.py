@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader import checks, probes
+from grader import checks, feedback, probes
 from grader.plugin import points
 
 PROBLEM = "FO-MAML implementation"  # the part of the assignment these points count for (README, Grading)
@@ -70,8 +70,7 @@ def test_inner_loop_adapted_parameters(student, maml_fixture):
     """inner_loop: adapted parameters match the reference"""
     _, (parameters, _) = _inner_loop(student, maml_fixture)
     theta = _theta(maml_fixture)
-    expected = {name: maml_fixture[f"inner/phi/{name}"] for name in theta}
-    checks.check_parameters(parameters, expected, theta, "adapted parameter")
+    feedback.check(maml_fixture, "inner/phi", parameters, "adapted parameter", start=theta)
 
 
 @points(1)
@@ -83,7 +82,8 @@ def test_inner_loop_support_accuracies(student, maml_fixture):
     if np.max(np.abs(got - expected)) > checks.ATOL_ACCURACY:
         raise AssertionError(f"the support accuracies are {np.round(got, 4).tolist()}, expected "
                              f"{np.round(expected, 4).tolist()} (entry 0: before the first step, "
-                             f"last entry: after the last step).")
+                             f"last entry: after the last step). "
+                             + feedback.mistake_sentence(maml_fixture, "inner/accuracies", got))
 
 
 @points(3)
@@ -93,33 +93,30 @@ def test_outer_loop_loss_and_accuracies(student, maml_fixture):
     if not isinstance(result, (tuple, list)) or len(result) != 3:
         raise AssertionError("outer_loop should return (outer_loss, accuracies_support, accuracy_query)")
     loss, accuracies_support, accuracy_query = result
-    checks.check_close(loss, maml_fixture["outer/loss"], "the outer loss",
-                       hint="It is the mean over tasks of the query loss after adaptation.")
-    checks.check_close(accuracies_support, maml_fixture["outer/accuracies_support"],
-                       "accuracies_support (mean over tasks)", rtol=checks.ATOL_ACCURACY)
-    checks.check_close(accuracy_query, maml_fixture["outer/accuracy_query"],
-                       "accuracy_query (mean over tasks)", rtol=checks.ATOL_ACCURACY)
+    feedback.check(maml_fixture, "outer/loss", loss, "the outer loss",
+                   hint="It is the mean over tasks of the query loss after adaptation.")
+    feedback.check(maml_fixture, "outer/accuracies_support", accuracies_support,
+                   "accuracies_support (mean over tasks)", rtol=checks.ATOL_ACCURACY)
+    feedback.check(maml_fixture, "outer/accuracy_query", accuracy_query,
+                   "accuracy_query (mean over tasks)", rtol=checks.ATOL_ACCURACY)
 
 
 @points(3)
 def test_outer_loop_first_order_meta_gradient(student, maml_fixture):
     """outer_loop: first-order meta-gradient matches the reference"""
     gradients = _meta_gradient(student, maml_fixture, first_order=True)
-    expected = {name: maml_fixture[f"grad_fo/{name}"] for name in gradients}
-    for name, value in gradients.items():
-        checks.check_close(value, expected[name], f"the first-order meta-gradient of {name!r}",
-                           hint="With first_order=True the inner gradients are constants "
-                                "(tf.stop_gradient) and the loss is averaged over tasks.")
+    feedback.check(maml_fixture, "grad_fo", gradients, "the first-order meta-gradient",
+                   hint="With first_order=True the inner gradients are constants "
+                        "(tf.stop_gradient) and the loss is averaged over tasks.")
 
 
 @points(2)
 def test_outer_loop_second_order_meta_gradient(student, maml_fixture):
     """outer_loop: second-order meta-gradient matches the reference"""
     gradients = _meta_gradient(student, maml_fixture, first_order=False)
-    for name, value in gradients.items():
-        checks.check_close(value, maml_fixture[f"grad_so/{name}"], f"the second-order meta-gradient of {name!r}",
-                           hint="With first_order=False and train=True the inner gradients must "
-                                "not be stopped, so the outer tape differentiates through them.")
+    feedback.check(maml_fixture, "grad_so", gradients, "the second-order meta-gradient",
+                   hint="With first_order=False and train=True the inner gradients must "
+                        "not be stopped, so the outer tape differentiates through them.")
 
 
 @points(1)

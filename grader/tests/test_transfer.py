@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader import checks, probes
+from grader import checks, feedback, probes
 from grader.plugin import points
 
 PROBLEM = "Transfer learning implementation"  # the part of the assignment these points count for (README, Grading)
@@ -35,12 +35,11 @@ def test_transfer_learn_head_and_accuracy(student, transfer_fixture):
     if not isinstance(head, dict) or sorted(head) != ["b4", "w4"]:
         raise AssertionError(f"the head should be a dict with keys 'w4' and 'b4', got "
                              f"{sorted(head) if isinstance(head, dict) else type(head).__name__}")
-    for name in ("w4", "b4"):
-        checks.check_close(head[name], fixture[f"head/{name}"], f"the adapted head[{name!r}]", rtol=RTOL,
-                           hint=f"The head starts at zero and takes num_steps={int(fixture['num_steps'])} "
-                                f"gradient steps of size learning_rate={float(fixture['learning_rate']):g} "
-                                f"on the support loss.")
-    checks.check_close(accuracy_query, fixture["accuracy_query"], "the query accuracy", rtol=RTOL)
+    feedback.check(fixture, "head", head, "the adapted head", rtol=RTOL,
+                   hint=f"The head starts at zero and takes num_steps={int(fixture['num_steps'])} "
+                        f"gradient steps of size learning_rate={float(fixture['learning_rate']):g} "
+                        f"on the support loss.")
+    feedback.check(fixture, "accuracy_query", accuracy_query, "the query accuracy", rtol=RTOL)
 
 
 @points(2)

@@ -1,0 +1,247 @@
+"""Probes of the hidden tests: they run in the student's sandbox (copied there as ``grader/probes_hidden.py``).
+
+Like ``grader/probes.py``: each receives inputs (numbers, arrays, settings;
+never an expected result), calls the student's code and returns what it
+computed. Only ``grader`` modules and the scaffold (``load_data``) may be
+imported here: nothing of the instructor's reaches the sandbox.
+
+Training probes keep their model between calls (``_RUNS``), so the grader can
+train in chunks and judge the weights after each chunk in its own process.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+from grader import checks
+from grader.probes import student_module
+
+_RUNS: dict[str, dict] = {}  # training runs in this process, by kind
+
+
+def _tasks(inputs: dict, dtype: str = "float64") -> list[tuple]:
+    import numpy as np
+    import tensorflow as tf
+
+    return [tuple(tf.constant(part) for part in task)
+            for task in checks.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
+
+
+def _maml(inputs: dict, first_order: bool):
+    return checks.maml_from_fixture(student_module("maml"), inputs, first_order=first_order)
+
+
+def _is_result(value, length: int) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == length
+
+
+# ------------------------------------------------------------------ MAML on a fixture
+
+
+def gradients(inputs: dict, first_order: bool, train: bool, of: str) -> dict:
+    """outer_loop on all tasks, and the gradient of its loss w.r.t. ``of`` ("meta_parameters" or "inner_lrs").
+
+    Returns:
+        {"result": outer_loop's return value, "gradients": {name: gradient or None} (None if no result)}.
+    """
+    import tensorflow as tf
+
+    model = _maml(inputs, first_order=first_order)
+    variables = dict(getattr(model, of))
+    with tf.GradientTape() as tape:
+        tape.watch(list(variables.values()))
+        result = model.outer_loop(_tasks(inputs), train=train)
+    if not _is_result(result, 3):
+        return {"result": result, "gradients": None}
+    return {"result": result, "gradients": dict(tape.gradient(result[0], variables))}
+
+
+def independence(inputs: dict) -> dict:
+    """What one model gives on task batches in several orders, and whether its meta-parameters survive.
+
+    Returns:
+        losses: outer loss of [t0, t1], [t0], [t1], [t1, t0] (computed in that order, same model);
+        same_variables: whether self.meta_parameters still holds the tf.Variables it was built with;
+        meta_parameters: their values afterwards;
+        phi_train, phi_again, phi_eval: inner_loop on task 0 with train=True, again, and train=False.
+    """
+    model = _maml(inputs, first_order=True)
+    built = dict(model.meta_parameters)
+    tasks = _tasks(inputs)
+    losses = []
+    for batch in ([tasks[0], tasks[1]], [tasks[0]], [tasks[1]], [tasks[1], tasks[0]]):
+        result = model.outer_loop(batch, train=True)
+        if not _is_result(result, 3):
+            return {"result": result}
+        losses.append(result[0])
+    images, labels = tasks[0][:2]
+    phis = []
+    for train in (True, True, False):
+        result = model.inner_loop(images, labels, train=train)
+        if not _is_result(result, 2):
+            return {"result": result}
+        phis.append(result[0])
+    same = sorted(model.meta_parameters) == sorted(built) and all(
+        model.meta_parameters[name] is variable for name, variable in built.items())
+    return {"result": None, "losses": losses, "same_variables": same,
+            "meta_parameters": dict(model.meta_parameters),
+            "phi_train": phis[0], "phi_again": phis[1], "phi_eval": phis[2]}
+
+
+def training_step_seconds(module, inputs: dict, repeats: int) -> dict:
+    """Seconds of ``repeats`` compiled training steps (outer_loop under a tape, and its gradient).
+
+    The same harness times the student's code here and the reference in the
+    grader's process (``test_efficiency``). The first call traces the graph and
+    is not timed; if the code cannot be traced it runs eagerly (as the
+    scaffold's ``GraphOrEager`` would) and ``eager`` says so.
+    """
+    import tensorflow as tf
+
+    model = checks.maml_from_fixture(module, inputs, first_order=True)
+    tasks = _tasks(inputs)
+
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss = model.outer_loop(batch, train=True)[0]
+        return tape.gradient(loss, model.meta_parameters)
+
+    compiled, eager = tf.function(step), False
+    try:
+        compiled(tasks)
+    except Exception:  # noqa: BLE001 - cannot be traced: time it eagerly, as training would run it
+        compiled, eager = step, True
+        compiled(tasks)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        compiled(tasks)
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": seconds, "eager": eager}
+
+
+def time_outer_loop(inputs: dict, repeats: int) -> dict:
+    """``training_step_seconds`` of the student's MAML."""
+    return training_step_seconds(student_module("maml"), inputs, repeats)
+
+
+# ------------------------------------------------------------------ transfer_learn on a fixture
+
+
+def transfer_behaviour(inputs: dict) -> dict:
+    """transfer_learn with the frozen layers as tf.Variables, with other query sets, with 0 steps, compiled.
+
+    Returns:
+        head: the head on the fixture's task (float32, frozen as tf.Variables);
+        frozen_after: the frozen variables after that call;
+        head_again: a second identical call;
+        head_other_query: the same support set, other query images (flipped) and labels;
+        head_zero_steps: num_steps=0;
+        head_compiled: the call inside tf.function (or the error it raised, as text).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    module = student_module("maml_transfer")
+    names = checks.parameter_names(inputs, "frozen/")
+    num_way, steps, lr = int(inputs["num_way"]), int(inputs["num_steps"]), float(inputs["learning_rate"])
+    task = list(_tasks(inputs, "float32")[0])
+
+    def run(frozen, task, num_steps=steps):
+        result = module.transfer_learn(frozen, task, num_way, num_steps=num_steps, learning_rate=lr)
+        if not _is_result(result, 2):
+            raise AssertionError(f"transfer_learn should return (accuracy_query, head), got {type(result).__name__}")
+        return result[1]
+
+    def constants():
+        return {name: tf.constant(inputs[f"frozen/{name}"].astype(np.float32)) for name in names}
+
+    frozen = {name: tf.Variable(inputs[f"frozen/{name}"].astype(np.float32)) for name in names}
+    out = {"head": run(frozen, task), "frozen_after": dict(frozen), "head_again": run(constants(), task)}
+    other = [task[0], task[1], tf.reverse(task[2], axis=[2]), (task[3] + 1) % num_way]
+    out["head_other_query"] = run(constants(), other)
+    out["head_zero_steps"] = run(constants(), task, num_steps=0)
+    try:
+        out["head_compiled"] = tf.function(lambda f, t: run(f, t))(constants(), task)
+    except Exception as error:  # noqa: BLE001 - reported by the test
+        out["head_compiled"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+    return out
+
+
+# ------------------------------------------------------------------ training (assessment)
+
+
+def _sampler(split: str, seed: int, num_way: int, num_support: int, num_query: int):
+    import load_data
+
+    return load_data.TaskSampler(load_data.load_omniglot(progress=False), split, num_way, num_support,
+                                 num_query, seed=seed)
+
+
+def train(kind: str, settings: dict, iterations: int) -> dict:
+    """Trains the student's MAML (or MAMLPlusPlus) ``iterations`` more outer steps; returns its weights.
+
+    The first call for a ``kind`` builds the model from ``settings`` (the
+    assignment's hyper-parameters: num_way, num_support, num_query,
+    num_inner_steps, inner_lr, learn_inner_lrs, outer_lr, first_order,
+    meta_batch_size, seed, and for MAML++ ``mamlpp``: the keyword arguments
+    of MAMLPlusPlus). Task i of the training stream is the same as in
+    ``python maml.py`` (split "train", seed ``settings["seed"]``).
+
+    Returns:
+        iteration: outer steps taken so far; weights: ``model.weights()``;
+        loss: the last outer loss; warnings: tf.function fallbacks seen.
+    """
+    run = _RUNS.get(kind)
+    if run is None:
+        module = student_module("maml")
+        s = settings
+        args = (s["num_way"], s["num_inner_steps"], s["inner_lr"], s["learn_inner_lrs"], s["outer_lr"],
+                s["first_order"], s["seed"])
+        model = module.MAMLPlusPlus(*args, **s["mamlpp"]) if s.get("mamlpp") else module.MAML(*args)
+        sampler = _sampler("train", s["seed"], s["num_way"], s["num_support"], s["num_query"])
+        run = _RUNS[kind] = {"model": model, "sampler": sampler, "iteration": 0, "settings": s}
+    model, loss = run["model"], float("nan")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(iterations):
+            batch = run["sampler"].batch(run["iteration"], run["settings"]["meta_batch_size"])
+            loss = float(model.train_step(batch)[0])
+            run["iteration"] += 1
+            if loss != loss or abs(loss) == float("inf"):
+                break
+    return {"iteration": run["iteration"], "weights": model.weights(), "loss": loss,
+            "warnings": [str(w.message) for w in caught if "tf.function" in str(w.message)]}
+
+
+def transfer_heads(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:
+    """The student's transfer_learn on every task of a stream, with the grader's frozen features.
+
+    Args:
+        frozen: conv0..3, b0..3 as float32 arrays.
+        tasks: {"split", "seed", "num_way", "num_support", "num_query", "count"}: tasks 0..count-1.
+
+    Returns:
+        {"heads": [head per task]}, each head as transfer_learn returned it.
+    """
+    import tensorflow as tf
+
+    module = student_module("maml_transfer")
+    constants = {name: tf.constant(value) for name, value in frozen.items()}
+    sampler = _sampler(tasks["split"], tasks["seed"], tasks["num_way"], tasks["num_support"], tasks["num_query"])
+
+    def adapt(task):
+        return module.transfer_learn(constants, task, tasks["num_way"], num_steps=num_steps,
+                                     learning_rate=learning_rate)[1]
+
+    compiled = tf.function(adapt)
+    heads = []
+    for i in range(tasks["count"]):
+        task = [tf.constant(part) for part in sampler.task(i)]
+        try:
+            heads.append(compiled(task))
+        except Exception:  # noqa: BLE001 - cannot be traced: run it eagerly from now on
+            compiled = adapt
+            heads.append(adapt(task))
+    return {"heads": heads}

@@ -1,0 +1,169 @@
+"""The reference solution, in the grader's process only: trusted measurements for the hidden tests.
+
+Verdicts on training never rest on numbers the student's process computed:
+the student's code trains (in the sandbox) and hands back weights; the
+accuracy those weights reach after adaptation is measured here, with the
+reference's inner loop (``MAML.evaluate``) or head (``transfer_learn``). The
+same goes for submitted weight files, and the efficiency check times the
+reference's ``outer_loop`` here against the student's in the sandbox.
+
+Where the reference comes from: in the autograder bundle, ``hidden/reference/``
+(the solved ``maml.py`` and ``maml_transfer.py``, written by the release); in
+the instructor's repository, the repository's own files. They are imported
+under other names (``reference_maml``, ...), so nothing here can be mistaken
+for the student's modules, which this process never imports.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import grader
+
+ROOT = Path(grader.__file__).resolve().parent.parent  # the handout folder (the bundle's source/)
+BUNDLED = Path(__file__).resolve().parent.parent / "reference"
+INTRA_OP_THREADS, INTER_OP_THREADS = 1, 2  # as in the sandbox (grader.sandbox), so timings compare
+
+
+def _load(name: str, path: Path, maml_module=None):
+    """Imports ``path`` as module ``name``; with ``maml_module``, its ``import maml`` gets that module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    saved = sys.modules.get("maml")
+    if maml_module is not None:
+        sys.modules["maml"] = maml_module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if maml_module is not None:
+            if saved is None:
+                sys.modules.pop("maml", None)
+            else:
+                sys.modules["maml"] = saved
+    return module
+
+
+@functools.cache
+def modules():
+    """(maml, maml_transfer) of the reference solution."""
+    import tensorflow as tf
+
+    try:  # before TensorFlow runs its first operation in this process
+        tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(INTER_OP_THREADS)
+    except RuntimeError:
+        pass
+    folder = BUNDLED if (BUNDLED / "maml.py").is_file() else ROOT
+    maml = _load("reference_maml", folder / "maml.py")
+    transfer = _load("reference_maml_transfer", folder / "maml_transfer.py", maml_module=maml)
+    return maml, transfer
+
+
+@functools.cache
+def _omniglot():
+    import load_data
+
+    return load_data.load_omniglot(progress=False)
+
+
+def tasks(split: str, seed: int, num_way: int, num_support: int, num_query: int, count: int) -> list:
+    """Tasks 0..count-1 of a task stream (the same the student's process samples from these settings)."""
+    import load_data
+
+    sampler = load_data.TaskSampler(_omniglot(), split, num_way, num_support, num_query, seed=seed)
+    return [sampler.task(i) for i in range(count)]
+
+
+def _write_weights(arrays: dict) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="grader-weights-")) / "weights.npz"
+    np.savez(path, **{name: np.asarray(value) for name, value in arrays.items()})
+    return path
+
+
+class WeightsEvaluator:
+    """Query accuracy after adaptation of MAML (or MAML++) weights, measured with the reference.
+
+    One reference model per setting; its compiled evaluation is traced once
+    and reused for every set of weights.
+
+    Args:
+        hparams: a ``hparams.json`` record of ``maml.py`` (``build_maml``'s argument).
+    """
+
+    def __init__(self, hparams: dict):
+        maml, _ = modules()
+        self.model = maml.build_maml(hparams)
+        self.chunk_size = int(hparams.get("meta_batch_size", 8))
+
+    def __call__(self, weights: dict | Path, tasks: list) -> tuple[float, float]:
+        """(mean, 95 % CI half-width) over ``tasks``; ValueError if the weights do not fit the model."""
+        path = Path(weights) if isinstance(weights, (str, Path)) else _write_weights(weights)
+        self.model.load_weights(path)
+        _, query = self.model.evaluate(tasks, chunk_size=self.chunk_size)
+        return modules()[0].mean_and_ci95(query)
+
+
+def transfer_accuracy(frozen: dict, tasks: list, num_steps: int, learning_rate: float) -> tuple[float, float]:
+    """Query accuracy of the reference's transfer_learn with these frozen features."""
+    maml, transfer = modules()
+    evaluate = transfer.TransferEvaluator(int(max(t.labels_support.max() for t in tasks)) + 1, num_steps,
+                                          learning_rate)
+    _, query = evaluate(frozen, tasks)
+    return maml.mean_and_ci95(query)
+
+
+def head_accuracies(frozen: dict, tasks: list, heads: list) -> np.ndarray:
+    """Query accuracy of each task's head (as the student's code returned it) on the frozen features.
+
+    Raises:
+        AssertionError: a head is not a dict with w4 (F, N) and b4 (N,) of numbers.
+    """
+    import tensorflow as tf
+
+    from grader import checks
+
+    maml, transfer = modules()
+    constants = {name: tf.constant(np.asarray(value, np.float32)) for name, value in frozen.items()}
+    accuracies = []
+    for i, (task, head) in enumerate(zip(tasks, heads)):
+        if not isinstance(head, dict) or sorted(head) != ["b4", "w4"]:
+            raise AssertionError(f"the head of task {i} should be a dict with keys 'b4' and 'w4'")
+        num_way = int(task.labels_support.max()) + 1
+        arrays = {"w4": checks.check_shape(head["w4"], (constants["b3"].shape[0], num_way), f"task {i}'s w4"),
+                  "b4": checks.check_shape(head["b4"], (num_way,), f"task {i}'s b4")}
+        features = transfer.extract_features(tf.constant(task.images_query), constants)
+        logits = transfer.head_logits(features, {k: tf.constant(v, tf.float32) for k, v in arrays.items()})
+        accuracies.append(float(maml.accuracy(logits, tf.constant(task.labels_query))))
+    return np.array(accuracies)
+
+
+@functools.cache
+def pretrained_features(num_steps: int, seed: int = 0, batch_size: int = 128,
+                        learning_rate: float = 1e-3) -> dict[str, np.ndarray]:
+    """conv0..3 and b0..3 after ``num_steps`` minibatches of the reference's pre-training (as ``pretrain``)."""
+    import tensorflow as tf
+
+    maml, transfer = modules()
+    stream = transfer.MinibatchStream(*transfer.pretraining_data(_omniglot()), batch_size, seed)
+    parameters = {name: tf.Variable(value)
+                  for name, value in maml.init_parameters(transfer.NUM_TRAIN_CLASSES, seed=seed).items()}
+    optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+    optimizer.build(list(parameters.values()))
+
+    @tf.function
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = maml.cross_entropy(maml._forward(images, parameters), labels)
+        variables = list(parameters.values())
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    for i in range(num_steps):
+        step(*stream.batch(i))
+    return {name: parameters[name].numpy() for name in transfer.FEATURE_KEYS}

@@ -1,0 +1,149 @@
+"""Hidden tests of part 1 (FO-MAML implementation): what the public tests do not cover.
+
+New tasks and shapes (5-way 1-shot, 1 query per class, 4 tasks, 3 inner steps,
+8 filters, a different inner learning rate per parameter), the meta-gradients
+of the inner learning rates, evaluation without second order, and tasks that
+must not influence each other. Every check has partial credit and names the
+known mistake a wrong result matches (``grader.feedback``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grader import checks, feedback, probes
+from grader.plugin import Parts, points
+
+from . import probes_hidden
+
+INDEPENDENCE_RTOL = 1e-9  # the same float64 numbers computed in another order: round-off only
+
+
+def _theta(fixture):
+    return {name: fixture[f"theta/{name}"] for name in checks.parameter_names(fixture)}
+
+
+def _kind(value) -> str:
+    return getattr(value, "type_name", type(value).__name__)
+
+
+def _outer_loop(student, fixture, first_order: bool, train: bool = True, of: str = "meta_parameters") -> dict:
+    out = student.call(probes_hidden.gradients, {"inputs": checks.inputs(fixture), "first_order": first_order,
+                                                 "train": train, "of": of})
+    if out["gradients"] is None:
+        raise AssertionError(f"outer_loop should return (outer_loss, accuracies_support, accuracy_query), "
+                             f"got {_kind(out['result'])}")
+    return out
+
+
+def _check_gradients(fixture, quantity: str, gradients: dict, what: str, of: str = "meta-parameters") -> None:
+    missing = sorted(name for name, g in gradients.items() if g is None)
+    if missing and of == "inner learning rates":
+        raise AssertionError(f"the outer loss does not depend on self.inner_lrs {missing}: use the variables "
+                             f"self.inner_lrs[name] in the inner update (not a float, not .numpy()), so that "
+                             f"learned inner learning rates get their gradient.")
+    if missing:
+        raise AssertionError(f"the outer loss does not depend on the meta-parameters {missing}: compute the "
+                             f"adapted parameters from self.meta_parameters with TensorFlow ops.")
+    feedback.check(fixture, quantity, gradients, what)
+
+
+@points(1)
+def test_inner_loop_on_new_tasks(student, maml_hidden):
+    """inner_loop on new tasks (5-way 1-shot, 3 steps): adapted parameters and support accuracies"""
+    out = student.call(probes.inner_loop, {"inputs": checks.inputs(maml_hidden)})
+    result = out["result"]
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError(f"inner_loop should return (parameters, accuracies), got {_kind(result)}")
+    parameters, accuracies = result
+    steps = int(maml_hidden["num_inner_steps"])
+    parts = Parts()
+    with parts.part(3, "adapted parameters"):
+        feedback.check(maml_hidden, "inner/phi", parameters, "adapted parameter", start=_theta(maml_hidden))
+    with parts.part(1, "support accuracies"):
+        feedback.check(maml_hidden, "inner/accuracies", accuracies, f"the support accuracies ({steps} steps)",
+                       rtol=checks.ATOL_ACCURACY,
+                       hint=f"Expected {np.round(maml_hidden['inner/accuracies'], 4).tolist()}: one before "
+                            f"each step, one after the last.")
+    parts.finish()
+
+
+@points(1)
+def test_outer_loop_on_a_batch_of_new_tasks(student, maml_hidden):
+    """outer_loop on 4 new tasks: loss, accuracies, first- and second-order meta-gradients"""
+    first = _outer_loop(student, maml_hidden, first_order=True)
+    loss, accuracies_support, accuracy_query = first["result"]
+    parts = Parts()
+    with parts.part(1, "outer loss"):
+        feedback.check(maml_hidden, "outer/loss", loss, "the outer loss",
+                       hint="It is the mean over tasks of the query loss after adaptation.")
+    with parts.part(1, "accuracies"):
+        feedback.check(maml_hidden, "outer/accuracies_support", accuracies_support,
+                       "accuracies_support (mean over tasks)", rtol=checks.ATOL_ACCURACY)
+        feedback.check(maml_hidden, "outer/accuracy_query", accuracy_query, "accuracy_query (mean over tasks)",
+                       rtol=checks.ATOL_ACCURACY)
+    with parts.part(1, "first-order meta-gradient"):
+        _check_gradients(maml_hidden, "grad_fo", first["gradients"], "the first-order meta-gradient")
+    with parts.part(1, "second-order meta-gradient"):
+        second = _outer_loop(student, maml_hidden, first_order=False)
+        _check_gradients(maml_hidden, "grad_so", second["gradients"], "the second-order meta-gradient")
+    parts.finish()
+
+
+@points(1)
+def test_inner_learning_rates_and_evaluation(student, maml_hidden):
+    """outer_loop: meta-gradients of the inner learning rates; evaluation (train=False) never second order"""
+    parts = Parts()
+    for weight, first_order, quantity, order in ((2, True, "grad_lr_fo", "first"), (1, False, "grad_lr_so", "second")):
+        with parts.part(weight, f"{order}-order gradient of the inner learning rates"):
+            out = _outer_loop(student, maml_hidden, first_order=first_order, of="inner_lrs")
+            _check_gradients(maml_hidden, quantity, out["gradients"],
+                             f"the {order}-order gradient of the inner learning rate", of="inner learning rates")
+    with parts.part(2, "evaluation with first_order=False"):
+        out = _outer_loop(student, maml_hidden, first_order=False, train=False)
+        try:
+            _check_gradients(maml_hidden, "grad_eval", out["gradients"], "the gradient of outer_loop(train=False)")
+        except AssertionError as error:
+            raise AssertionError(f"{error} With train=False nobody differentiates through the inner loop: stop "
+                                 f"the inner gradients whatever first_order says.") from None
+    parts.finish()
+
+
+@points(1)
+def test_tasks_adapt_independently(student, maml_hidden):
+    """outer_loop: every task adapts from the meta-parameters, which stay as they are"""
+    out = student.call(probes_hidden.independence, {"inputs": checks.inputs(maml_hidden)})
+    if out.get("result") is not None:
+        raise AssertionError(f"outer_loop or inner_loop returned {_kind(out['result'])}, not the documented tuple")
+    theta = _theta(maml_hidden)
+    parts = Parts()
+    with parts.part(1, "meta-parameters unchanged"):
+        if not out["same_variables"]:
+            raise AssertionError("self.meta_parameters no longer holds the tf.Variables the model was built with: "
+                                 "did you write `parameters = self.meta_parameters` and then change "
+                                 "parameters[name]? Start from dict(self.meta_parameters) and build new dicts.")
+        for name, value in out["meta_parameters"].items():
+            if not np.array_equal(checks.as_numpy(value, name), theta[name]):
+                raise AssertionError(f"outer_loop changed self.meta_parameters[{name!r}]: only the outer step "
+                                     f"(the scaffold's optimizer) may change them; no assign in the loops.")
+    with parts.part(2, "tasks independent"):
+        ab, a, b, ba = (float(checks.as_numpy(loss, "the outer loss")) for loss in out["losses"])
+        if abs(ab - (a + b) / 2) > INDEPENDENCE_RTOL * abs(ab) or abs(ab - ba) > INDEPENDENCE_RTOL * abs(ab):
+            raise AssertionError(
+                f"the outer loss of tasks [A, B] is {ab:.6g}, of [B, A] {ba:.6g}, but A alone gives {a:.6g} and "
+                f"B alone {b:.6g} (the loss of [A, B] must be their mean, {(a + b) / 2:.6g}): something of one "
+                f"task's adaptation carries over to the next, or outer_loop does not average over the tasks. "
+                f"Start every task's inner loop from self.meta_parameters, and keep no state between calls.")
+    with parts.part(1, "inner_loop repeatable, the same with train=False"):
+        for key, when in (("phi_again", "a second call"), ("phi_eval", "train=False")):
+            if not isinstance(out[key], dict) or sorted(out[key]) != sorted(theta):
+                raise AssertionError(f"inner_loop should return a dict with the keys of the meta-parameters, "
+                                     f"got {_kind(out[key])}")
+            for name in theta:
+                mine = checks.as_numpy(out[key][name], name)
+                expected = checks.as_numpy(out["phi_train"][name], name)
+                if checks.relative_error(mine, expected, expected - theta[name]) > INDEPENDENCE_RTOL:
+                    raise AssertionError(f"inner_loop on the same task gives other adapted parameters with {when} "
+                                         f"({name!r} differs): the adapted values must depend only on the "
+                                         f"meta-parameters and the support set.")
+    parts.finish()
