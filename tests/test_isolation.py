@@ -320,8 +320,8 @@ def reference_code(tmp_path_factory) -> Path:
     return folder
 
 
-def grade(folder: Path, *extra: str):
-    results, output = runner.run_tests(student_dir=folder, extra=[*SUBSET, *extra],
+def grade(folder: Path, subset: list[str] = SUBSET):
+    results, output = runner.run_tests(student_dir=folder, extra=subset,
                                        env={"GRADER_CALL_SECONDS": "120", "GRADER_TOTAL_SECONDS": "600"})
     assert results.tests, output
     return results, output
@@ -413,3 +413,25 @@ def test_monkeypatched_tensorflow_numpy_and_grader_cannot_pass_wrong_code(refere
     assert by_name["inner_loop"].status != PASSED and by_name["inner_loop"].message
     assert "differs from the reference" in by_name["transfer_learn"].message
     assert json.loads(results.to_json())["tests"]  # a complete, valid record
+
+
+def test_nan_results_fail_with_a_reason(reference_code, tmp_path):
+    folder = hostile_copy(reference_code, tmp_path, """
+
+        import tensorflow as _tf
+
+        _reference_inner_loop = MAML.inner_loop
+
+
+        def _nan_inner_loop(self, images, labels, train):
+            parameters, accuracies = _reference_inner_loop(self, images, labels, train)
+            return {name: value * _tf.constant(float("nan"), value.dtype) for name, value in parameters.items()}, accuracies
+
+
+        MAML.inner_loop = _nan_inner_loop
+        """)
+    results, _ = grade(folder, ["-k", "inner_loop_adapted or inner_loop_support"])
+    by_name = {t.name: t for t in results.tests}
+    adapted = by_name["inner_loop: adapted parameters match the reference"]
+    assert adapted.points == 0 and "contains NaN or infinity" in adapted.message
+    assert by_name["inner_loop: support accuracies match the reference"].status == PASSED
