@@ -516,6 +516,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a console that cannot show a name prints "?", not a crash
+        sys.stdout.reconfigure(errors="replace")
     try:
         report = fill(ROOT, args.fomaml, args.transfer, args.mamlpp, overwrite=args.overwrite)
     except ReportError as error:

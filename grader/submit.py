@@ -365,6 +365,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a console that cannot show a name prints "?", not a crash
+        sys.stdout.reconfigure(errors="replace")
     print(f"Checking your submission in {ROOT} (handout {version.current()}); the weights are re-evaluated "
           f"with your code, which takes a minute ...", flush=True)
     checks, files, claims, zip_name = run_checks(ROOT, args.name, args.student_number, args.fomaml,
