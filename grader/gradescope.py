@@ -191,9 +191,9 @@ def _results_json(results: Results, output: str, status: str, reason: str, ident
     data["extra_data"] = {
         "name": identity.name, "student_number": identity.student_number, "version": identity.version,
         "status": status, "reason": reason, "graded_with": version.current(),
-        "problems": {problem: sum(t.points for t in results.tests if t.problem == problem)
+        "problems": {problem or "other": sum(t.points for t in results.tests if t.problem == problem)
                      for problem in dict.fromkeys(t.problem for t in results.tests)},
-        "max_problems": {problem: sum(t.max_points for t in results.tests if t.problem == problem)
+        "max_problems": {problem or "other": sum(t.max_points for t in results.tests if t.problem == problem)
                          for problem in dict.fromkeys(t.problem for t in results.tests)},
         "notes": results.notes,
     }
@@ -226,6 +226,7 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
             text = "Not graded:\n" + "\n".join(f"- {p}" for p in rejected.problems)
             return _results_json(Results(), text, "rejected", reason, rejected.identity, started)
         env = {f"GRADER_{k.upper()}": str(v) for k, v in vars(limits).items()}
+        env["GRADER_ISOLATION"] = "process"  # never the in-process stand-in (grader.sandbox.open_sandbox)
         tests = [runner.PUBLIC_TESTS, *([] if public_only else hidden_tests())]
         results, output = runner.run_tests(tests, extra, student_dir=code,
                                            timeout=limits.total_seconds + MARGIN_SECONDS, env=env)

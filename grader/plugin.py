@@ -43,7 +43,7 @@ import pytest
 
 from grader import feedback
 from grader.report import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
-from grader.sandbox import Sandbox, SandboxError, StudentFailure
+from grader.sandbox import Sandbox, SandboxError, StudentFailure, open_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent  # the handout folder
 GRADER_DIR = ROOT / "grader"
@@ -212,7 +212,7 @@ class Recorder:
             readable = [str(cache)] if cache.is_file() else []
         except Exception:  # noqa: BLE001 - no data: probes that need it say so
             pass
-        self.sandbox = Sandbox(self.student_dir, readable=tuple(readable), env=env)
+        self.sandbox = open_sandbox(self.student_dir, readable=tuple(readable), env=env)
         try:
             yield self.sandbox
         finally:

@@ -177,6 +177,17 @@ def decode(header_bytes: bytes, data: bytes):
     return build(tree, 0)
 
 
+def loads(message: bytes):
+    """The tree of one complete message held in ``message`` (what ``encode`` returned)."""
+    if len(message) < _PREFIX.size:
+        raise WireError("a message shorter than its prefix")
+    magic, header_length, data_length = _PREFIX.unpack(message[:_PREFIX.size])
+    if magic != MAGIC or _PREFIX.size + header_length + data_length != len(message):
+        raise WireError("not one complete grader message")
+    start = _PREFIX.size + header_length
+    return decode(message[_PREFIX.size:start], message[start:])
+
+
 def write_message(fd: int, tree) -> None:
     """Sends ``tree`` on the file descriptor (blocking)."""
     view = memoryview(encode(tree))

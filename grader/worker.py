@@ -42,6 +42,8 @@ def _libc():
 
 def _unshare_network() -> str:
     """Moves this process into a new network namespace; returns a note on what happened."""
+    if not sys.platform.startswith("linux"):
+        return f"not isolated: {sys.platform} has no network namespaces"
     libc = _libc()
     if libc.unshare(CLONE_NEWNET) == 0:
         return "isolated"
@@ -59,21 +61,29 @@ def _unshare_network() -> str:
     return f"not isolated: unshare failed ({first}; with a user namespace: {os.strerror(ctypes.get_errno())})"
 
 
-def _set_limits(limits: dict, own_uid: bool) -> None:
-    def limit(kind, value):
-        value = int(value)
-        _, hard = resource.getrlimit(kind)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(kind, (value, value))
+def _set_limits(limits: dict, own_uid: bool) -> list[str]:
+    """Sets the resource limits; returns those the system refused (e.g. RLIMIT_AS on macOS)."""
+    refused = []
 
-    limit(resource.RLIMIT_AS, limits["memory_bytes"])
-    limit(resource.RLIMIT_CPU, limits["cpu_seconds"])
-    limit(resource.RLIMIT_FSIZE, limits["file_bytes"])
-    limit(resource.RLIMIT_CORE, 0)
+    def limit(name: str, value):
+        kind = getattr(resource, name)
+        value = int(value)
+        try:
+            _, hard = resource.getrlimit(kind)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):
+            refused.append(name)
+
+    limit("RLIMIT_AS", limits["memory_bytes"])
+    limit("RLIMIT_CPU", limits["cpu_seconds"])
+    limit("RLIMIT_FSIZE", limits["file_bytes"])
+    limit("RLIMIT_CORE", 0)
     if own_uid:  # counts every process of the uid: only meaningful when the uid is this sandbox's alone
-        limit(resource.RLIMIT_NPROC, limits["processes"])
+        limit("RLIMIT_NPROC", limits["processes"])
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too large file is an OSError, not a silent death
+    return refused
 
 
 def _unreadable_as(uid: int, gid: int, paths: list[str]) -> str | None:
@@ -129,7 +139,8 @@ def harden(config: dict) -> dict:
     Python installation is readable by that uid; otherwise stay, with a note),
     "always" (a uid of its own whenever started as root) or "never".
     """
-    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if sys.platform.startswith("linux"):
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the grader is already gone
         os._exit(70)
     user, uid, gid = config.get("user", "auto"), config.get("uid"), config.get("gid")
@@ -146,12 +157,13 @@ def harden(config: dict) -> dict:
         else:
             account = f"uid {uid}, a user of its own"
     network = _unshare_network() if config.get("isolate_network", True) else "not isolated: switched off"
-    _set_limits(config["limits"], own_uid=uid is not None)
+    refused = _set_limits(config["limits"], own_uid=uid is not None)
     if uid is not None:
         _drop_privileges(uid, gid, config["scratch"])
     os.umask(0o077)
     os.chdir(config["scratch"])
-    return {"uid": os.getuid(), "own_uid": uid is not None, "account": account, "network": network}
+    return {"uid": os.getuid(), "own_uid": uid is not None, "account": account, "network": network,
+            "limits_refused": refused}
 
 
 def _call(probe: str, args: dict):

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 import probes_isolation as probes  # noqa: E402
 from grader import checks, runner, wire  # noqa: E402
 from grader.report import PASSED  # noqa: E402
-from grader.sandbox import Limits, Sandbox, StudentFailure  # noqa: E402
+from grader import probes as grader_probes  # noqa: E402
+from grader.sandbox import InProcessSandbox, Limits, Sandbox, StudentFailure  # noqa: E402
 
 QUICK = replace(Limits(), call_seconds=20.0, total_seconds=120.0, startup_seconds=60.0, max_starts=4)
 # A few public tests: enough to see the score, quick enough for a test (one import of TensorFlow each run).
@@ -304,6 +305,29 @@ def test_the_student_process_gets_inputs_never_expected_results(tmp_path):
         files = {p.relative_to(sandbox.workspace).as_posix() for p in sandbox.workspace.rglob("*") if p.is_file()}
     assert "maml.py" in files and "grader/wire.py" in files
     assert not any(f.endswith(".npz") or "/tests/" in f or f.startswith("instructor") for f in files), files
+
+
+def same(a, b) -> bool:
+    import numpy as np
+
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, np.ndarray):  # other thread settings, other summation order: round-off apart
+        return isinstance(b, np.ndarray) and a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=1e-12)
+    return a == b
+
+
+def test_the_in_process_stand_in_gives_the_sandbox_answers(tmp_path):
+    """Where no process sandbox exists (Windows) a student's local run calls probes in-process: same results."""
+    args = {"inputs": checks.inputs(checks.load_fixture("maml"))}
+    with Sandbox(ROOT, limits=QUICK) as sandbox:
+        isolated = sandbox.call(grader_probes.inner_loop, args)
+    local = InProcessSandbox(ROOT)
+    assert same(local.call(grader_probes.inner_loop, args), isolated)
+    with pytest.raises(StudentFailure, match="AttributeError: module 'maml' has no attribute 'no_such_function'"):
+        local.call(probes.run, {"function": "no_such_function"})
 
 
 # ---------------------------------------------------------------- the whole grader on hostile code
