@@ -1,0 +1,103 @@
+"""Hidden tests of part 2 (transfer_learn implementation): what the public tests do not cover.
+
+A new task (5-way 1-shot, 1 query per class, an 8-filter network, 7 steps,
+learning rate 0.3), frozen layers passed as tf.Variables, a query set whose
+images and labels both change, a zero start, repeatability and a compiled call.
+Inputs are float32 as in training; the reference ran in float64 (measured gap
+9e-7 relative on this task, 7e-6 on the public one), hence ``RTOL``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader import checks, feedback, probes
+from grader.plugin import Parts, points
+
+from . import probes_hidden
+
+RTOL = 1e-4
+COMPILED_RTOL = 1e-5  # the same float32 computation as a graph: round-off only
+
+
+def _kind(value) -> str:
+    return getattr(value, "type_name", type(value).__name__)
+
+
+def _head(value, what: str) -> dict:
+    if isinstance(value, str):  # the error the call raised, as the probe reported it
+        raise AssertionError(f"{what} raised {value}")
+    if not isinstance(value, dict) or sorted(value) != ["b4", "w4"]:
+        raise AssertionError(f"{what}: the head should be a dict with keys 'w4' and 'b4', got "
+                             f"{sorted(value) if isinstance(value, dict) else _kind(value)}")
+    return {name: checks.as_numpy(value[name], f"head[{name!r}]") for name in ("w4", "b4")}
+
+
+@points(2)
+def test_transfer_learn_on_a_new_task(student, transfer_hidden):
+    """transfer_learn on a new task (5-way 1-shot, 7 steps, lr 0.3): adapted head and query accuracy"""
+    fixture = transfer_hidden
+    out = student.call(probes.transfer_learn, {"inputs": checks.inputs(fixture)})
+    result = out["result"]
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError(f"transfer_learn should return (accuracy_query, head), got {_kind(result)}")
+    accuracy_query, head = result
+    head = _head(head, "transfer_learn")
+    parts = Parts()
+    with parts.part(3, "adapted head"):
+        feedback.check(fixture, "head", head, "the adapted head", rtol=RTOL,
+                       hint=f"The head starts at zero and takes num_steps={int(fixture['num_steps'])} gradient "
+                            f"steps of size learning_rate={float(fixture['learning_rate']):g} on the support loss.")
+    with parts.part(1, "query accuracy"):
+        feedback.check(fixture, "accuracy_query", accuracy_query, "the query accuracy", rtol=RTOL)
+    parts.finish()
+
+
+@pytest.fixture(scope="module")
+def behaviour(student, transfer_hidden):
+    """What the student's transfer_learn does in several situations (``probes_hidden.transfer_behaviour``)."""
+    return student.call(probes_hidden.transfer_behaviour, {"inputs": checks.inputs(transfer_hidden)})
+
+
+@points(2)
+def test_transfer_learn_behaviour(behaviour, transfer_hidden):
+    """transfer_learn: frozen layers untouched, head independent of the query set, zero start, repeatable"""
+    inputs, out = checks.inputs(transfer_hidden), behaviour
+    head = _head(out["head"], "transfer_learn")
+    parts = Parts()
+    with parts.part(1, "frozen layers"):
+        changed = [name for name, value in out["frozen_after"].items()
+                   if not np.array_equal(checks.as_numpy(value, name), inputs[f"frozen/{name}"].astype(np.float32))]
+        if changed:
+            raise AssertionError(f"transfer_learn changed the frozen tf.Variables {changed}: only the new head "
+                                 f"is trained (no assign, no optimizer on them).")
+    with parts.part(2, "the query set does not change the head"):
+        other = _head(out["head_other_query"], "transfer_learn with another query set")
+        if any(not np.array_equal(head[name], other[name]) for name in head):
+            raise AssertionError("the head changes when only the query images and labels change: adapt on the "
+                                 "support set alone, and compute the support features in their own "
+                                 "extract_features call (batch norm uses the statistics of the batch it gets).")
+    with parts.part(0.5, "zero start"):
+        zero = _head(out["head_zero_steps"], "transfer_learn with num_steps=0")
+        if any(np.any(zero[name] != 0) for name in zero):
+            raise AssertionError("with num_steps=0 the head is not all zeros: start w4 and b4 at zero.")
+    with parts.part(0.5, "repeatable"):
+        again = _head(out["head_again"], "a second call of transfer_learn")
+        if any(checks.relative_error(again[name], head[name], head[name]) > COMPILED_RTOL for name in head):
+            raise AssertionError("two calls with the same inputs give different heads: no randomness, no state "
+                                 "kept between calls.")
+    parts.finish()
+
+
+@points(1)
+def test_transfer_learn_compiled(behaviour):
+    """transfer_learn runs inside tf.function and gives the same head"""
+    out = behaviour
+    head = _head(out["head"], "transfer_learn")
+    compiled = _head(out["head_compiled"], "transfer_learn inside tf.function")
+    for name in head:
+        if checks.relative_error(compiled[name], head[name], head[name]) > COMPILED_RTOL:
+            raise AssertionError(f"inside tf.function, transfer_learn gives another head[{name!r}]: a Python "
+                                 f"value that is fixed when the graph is traced (e.g. from .numpy() or a Python "
+                                 f"counter) cannot change between steps; use TensorFlow operations.")
