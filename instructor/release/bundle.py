@@ -6,7 +6,9 @@ everything else under ``source/`` (unpacked to ``/autograder/source``). Here
 ``source/`` is the handout itself, so the bundle grades with exactly the
 public tests, fixtures and ``grader/VERSION`` the students got, plus the
 hidden tests (``AUTOGRADER_FILES``: ``instructor/autograder/``, with their
-fixtures and probe modules, at the same paths as in the instructor's tree).
+fixtures and probe modules, at the same paths as in the instructor's tree) and
+the solved student files in ``instructor/autograder/reference/`` (the hidden
+tests measure trained weights with them, in the grader's process only).
 
 ``setup.sh`` (run once, as root, with internet, when Gradescope builds the
 image) installs Python and the pinned requirements into ``/opt/autograder``,
@@ -33,6 +35,10 @@ PYTHON_VERSION = "3.11"  # the version the requirements are tested with (require
 UV_VERSION = "0.13.9"
 # Instructor-only files the autograder needs (hidden tests, their fixtures and probes), as glob patterns.
 AUTOGRADER_FILES = ("instructor/__init__.py", "instructor/autograder/**/*")
+# The solved student files, for the hidden tests' trusted measurements in the grader's process (never the
+# sandbox): instructor/autograder/tests/reference.py imports them from here.
+REFERENCE_DIR = "instructor/autograder/reference"
+REFERENCE_FILES = ("maml.py", "maml_transfer.py")
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -114,6 +120,8 @@ def bundle_files(handout: Handout, root: str | Path | None = None) -> dict[str, 
     files = {f"source/{path}": content for path, content in handout.files.items()}
     if root is not None:
         files.update({f"source/{path}": content for path, content in autograder_files(root).items()})
+        files.update({f"source/{REFERENCE_DIR}/{name}": handout.stubbed[name].solved.encode("utf-8")
+                      for name in REFERENCE_FILES if name in handout.stubbed})
     settings = {"version": handout.version, "python_version": PYTHON_VERSION, "uv_version": UV_VERSION}
     files["setup.sh"] = SETUP_SH.format(**settings).encode()
     files["run_autograder"] = RUN_AUTOGRADER.format(**settings).encode()

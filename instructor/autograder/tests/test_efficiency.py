@@ -20,6 +20,7 @@ from grader.plugin import Parts, points
 
 from . import probes_hidden, reference
 
+PROBLEM = "FO-MAML implementation"  # the part of the assignment these points count for (README, Grading)
 EFFICIENCY_POINTS = 0
 BOUND = 4.0
 ROUNDS, REPEATS = 3, 5

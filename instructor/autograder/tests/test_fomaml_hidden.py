@@ -16,6 +16,7 @@ from grader.plugin import Parts, points
 
 from . import probes_hidden
 
+PROBLEM = "FO-MAML implementation"  # the part of the assignment these points count for (README, Grading)
 INDEPENDENCE_RTOL = 1e-9  # the same float64 numbers computed in another order: round-off only
 
 

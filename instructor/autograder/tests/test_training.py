@@ -138,6 +138,7 @@ def weights_file(run: Path, what: str) -> Path:
 
 
 @points(3)
+@pytest.mark.problem("FO-MAML assessment")
 @pytest.mark.timeout(TRAINING_TIMEOUT)
 def test_fomaml_training_reaches_the_target(student):
     """FO-MAML trained by your code (assignment settings) reaches 80 % validation accuracy"""
@@ -149,6 +150,7 @@ def test_fomaml_training_reaches_the_target(student):
 
 
 @points(2)
+@pytest.mark.problem("FO-MAML assessment")
 @pytest.mark.timeout(TRAINING_TIMEOUT)
 def test_fomaml_submitted_weights(submission):
     """your submitted FO-MAML weights (results/fomaml) reach 80 % validation accuracy"""
@@ -172,6 +174,7 @@ def test_fomaml_submitted_weights(submission):
 
 
 @points(3)
+@pytest.mark.problem("Transfer learning assessment")
 @pytest.mark.timeout(TRAINING_TIMEOUT)
 def test_transfer_training_reaches_the_target(student):
     """transfer with your transfer_learn on a pre-trained network reaches 70 % validation accuracy"""
@@ -201,6 +204,7 @@ def test_transfer_training_reaches_the_target(student):
 
 
 @points(2)
+@pytest.mark.problem("Transfer learning assessment")
 @pytest.mark.timeout(TRAINING_TIMEOUT)
 def test_transfer_submitted_weights(submission):
     """your submitted pre-trained weights (results/transfer) reach 90 % validation accuracy with transfer"""

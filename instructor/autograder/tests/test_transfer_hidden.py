@@ -17,6 +17,7 @@ from grader.plugin import Parts, points
 
 from . import probes_hidden
 
+PROBLEM = "Transfer learning implementation"  # the part of the assignment these points count for (README, Grading)
 RTOL = 1e-4
 COMPILED_RTOL = 1e-5  # the same float32 computation as a graph: round-off only
 
