@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import probes_isolation as probes  # noqa: E402
 from grader import checks, runner, wire  # noqa: E402
-from grader.report import PASSED  # noqa: E402
 from grader import probes as grader_probes  # noqa: E402
+from grader.report import PASSED  # noqa: E402
 from grader.sandbox import InProcessSandbox, Limits, Sandbox, StudentFailure  # noqa: E402
 
 QUICK = replace(Limits(), call_seconds=20.0, total_seconds=120.0, startup_seconds=60.0, max_starts=4)
