@@ -443,18 +443,19 @@ class MAMLPlusPlus(MAML):
     (an int64 variable, checkpointed with the optimiser): the number of outer
     steps taken so far.
 
-    * MSL, ``multi_step_loss``: the outer loss of a task is
-      sum_{s=1..S} v_s(t) * L_query(phi_s), where the importance vector v(t)
-      starts uniform and is annealed toward the last step over
-      ``msl_iterations`` iterations (``importance_vector``). Only in training;
-      validation and test report the query loss and accuracy of phi_S.
+    * MSL, ``multi_step_loss``: for iterations t < ``msl_iterations`` the outer
+      loss of a task is sum_{s=1..S} v_{s-1}(t) * L_query(phi_s), where the
+      importance vector v(t) starts uniform and is annealed toward the last
+      step (``importance_vector``); after that, MAML's L_query(phi_S). Only in
+      training; validation and test report the query loss and accuracy of phi_S.
     * LSLR, ``per_step_inner_lrs``: one learned inner learning rate per
       parameter tensor ("layer": conv{i}, b{i}, w4 and b4 each have their own)
       and per inner step, ``inner_lrs["{name}_step{s}"]``, meta-learned by Adam.
     * BNRS, ``per_step_bn_stats``: running mean and variance per conv layer and
       step index, updated from the batch statistics of every training forward
-      pass; validation and test normalise with them instead of the statistics
-      of the batch being evaluated.
+      pass, checkpointed and saved with the weights. As in the authors' code,
+      normalisation itself always uses the batch's statistics (see
+      ``batch_norm_step``).
     * BNWB, ``per_step_bn_weights``: a batch-norm scale gamma and shift beta per
       conv layer and step index, meta-learned (not adapted by the inner loop).
       The adapted bias b{i} is still added after them, so the inner loop adapts
@@ -588,23 +589,30 @@ class MAMLPlusPlus(MAML):
     def batch_norm_step(self, x: tf.Tensor, layer: int, step: int, train: bool) -> tf.Tensor:
         """BNRS and BNWB: batch norm of conv layer ``layer`` in the network of step index ``step``.
 
-        Statistics (per channel, over batch, height and width):
-            * ``train`` True, or no ``per_step_bn_stats``: the mean and variance
-              of this batch, computed by hand as in ``batch_norm`` (so second
-              derivatives stay exact). With ``per_step_bn_stats`` and ``train``,
-              also update the running statistics of (layer, step):
-                  mean{layer}_step{step}     <- (1 - m) * itself + m * batch mean
-                  variance{layer}_step{step} <- (1 - m) * itself + m * batch variance
-              with m = BN_MOMENTUM, the batch statistics wrapped in
-              ``tf.stop_gradient``, and ``Variable.assign`` (TensorFlow runs
-              the assignment inside the compiled training step, in order).
-            * ``train`` False with ``per_step_bn_stats``: the running statistics
-              of (layer, step); nothing is updated.
+        Normalise with the statistics of this batch, per channel over batch,
+        height and width, computed by hand as in ``batch_norm`` (so second
+        derivatives stay exact):
 
-        Then x_hat = (x - mean) / sqrt(variance + BN_EPSILON), and with
-        ``per_step_bn_weights`` the result is gamma * x_hat + beta with
-        ``bn_weights["gamma{layer}_step{step}"]`` and ``["beta{layer}_step{step}"]``;
-        without it, x_hat.
+            x_hat = (x - mean) / sqrt(variance + BN_EPSILON)
+
+        With ``per_step_bn_weights`` return gamma * x_hat + beta, with
+        gamma = ``bn_weights["gamma{layer}_step{step}"]`` and beta =
+        ``bn_weights["beta{layer}_step{step}"]``; without it, x_hat.
+
+        With ``per_step_bn_stats`` and ``train``, also update the running
+        statistics of (layer, step), with m = BN_MOMENTUM:
+
+            bn_stats["mean{layer}_step{step}"]     <- (1 - m) * itself + m * mean
+            bn_stats["variance{layer}_step{step}"] <- (1 - m) * itself + m * variance
+
+        using ``Variable.assign`` on ``tf.stop_gradient`` of the batch
+        statistics (inside the compiled training step TensorFlow runs the
+        assignments in program order). Evaluation (``train`` False) updates
+        nothing. The running statistics are kept, checkpointed and saved with
+        the weights, but not used to normalise: as in the authors' code (its
+        batch norm always normalises with the batch), because the inner loop
+        must see the same normalisation at evaluation as in meta-training (the
+        README's MAML++ section shows what happens otherwise).
 
         Args:
             x: (batch, height, width, F) conv output, dtype ``self.dtype``.
@@ -618,15 +626,12 @@ class MAMLPlusPlus(MAML):
         """
         # BEGIN SOLUTION
         key = f"{layer}_step{step}"
-        if self.per_step_bn_stats and not train:
-            mean, variance = self.bn_stats[f"mean{key}"], self.bn_stats[f"variance{key}"]
-        else:
-            mean = tf.reduce_mean(x, axis=[0, 1, 2])
-            variance = tf.reduce_mean(tf.square(x - mean), axis=[0, 1, 2])
-            if self.per_step_bn_stats:
-                for name, batch_value in ((f"mean{key}", mean), (f"variance{key}", variance)):
-                    running = self.bn_stats[name]
-                    running.assign((1.0 - BN_MOMENTUM) * running + BN_MOMENTUM * tf.stop_gradient(batch_value))
+        mean = tf.reduce_mean(x, axis=[0, 1, 2])
+        variance = tf.reduce_mean(tf.square(x - mean), axis=[0, 1, 2])
+        if self.per_step_bn_stats and train:
+            for name, batch_value in ((f"mean{key}", mean), (f"variance{key}", variance)):
+                running = self.bn_stats[name]
+                running.assign((1.0 - BN_MOMENTUM) * running + BN_MOMENTUM * tf.stop_gradient(batch_value))
         x_hat = (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
         if self.per_step_bn_weights:
             x_hat = self.bn_weights[f"gamma{key}"] * x_hat + self.bn_weights[f"beta{key}"]
@@ -750,16 +755,16 @@ class MAMLPlusPlus(MAML):
         return trajectory[-1], accuracies
 
     def outer_loop(self, task_batch: Sequence[load_data.Task], train: bool,
-                   second_order: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                   second_order: bool = False, multi_step: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """The MAML++ objective on a batch of tasks, and metrics.
 
         For every task, ``adapt`` on its support set, then evaluate on its query
         set (Q_s = cross_entropy(self.forward(images_query, phi_s, s, train),
         labels_query)):
 
-            with MSL and train:  task loss = sum_{s=1..S} v_{s-1} * Q_s,
-                                 v = self.importance_vector() (read once per call)
-            otherwise:           task loss = Q_S
+            multi_step and train:  task loss = sum_{s=1..S} v_{s-1} * Q_s,
+                                   v = self.importance_vector() (read once per call)
+            otherwise:             task loss = Q_S (compute only this query pass)
 
         outer_loss = mean of the task losses. The reported query accuracy is
         that of phi_S in both cases.
@@ -769,6 +774,8 @@ class MAMLPlusPlus(MAML):
                 images_query, labels_query), as in ``MAML.outer_loop``.
             train: passed on to ``adapt`` and ``forward``.
             second_order: passed on to ``adapt``.
+            multi_step: use the multi-step loss (a Python bool; ``train_step``
+                passes ``multi_step_at(t)``).
 
         Returns:
             outer_loss: scalar tensor of ``self.dtype``.
@@ -777,7 +784,7 @@ class MAMLPlusPlus(MAML):
         """
         # BEGIN SOLUTION
         steps = self.num_inner_steps
-        multi_step = train and self.multi_step_loss
+        multi_step = train and multi_step
         importance = self.importance_vector() if multi_step else None
         outer_losses, accuracies_support, accuracies_query = [], [], []
         for images_support, labels_support, images_query, labels_query in task_batch:
@@ -801,10 +808,14 @@ class MAMLPlusPlus(MAML):
 
     # ----------------------------------------- provided: training step, weights
 
-    def _train_step_eager(self, task_batch, second_order):
+    def multi_step_at(self, iteration: int) -> bool:
+        """Whether outer iteration ``iteration`` trains on the multi-step loss (MSL)."""
+        return self.multi_step_loss and iteration < self.msl_iterations
+
+    def _train_step_eager(self, task_batch, second_order, multi_step):
         with tf.GradientTape() as tape:
             outer_loss, accuracies_support, accuracy_query = self.outer_loop(
-                task_batch, train=True, second_order=second_order)
+                task_batch, train=True, second_order=second_order, multi_step=multi_step)
         variables = self.trainable_variables
         gradients = tape.gradient(outer_loss, variables)
         # Under first order, the BN weights of a step index that only shapes a stopped
@@ -822,18 +833,21 @@ class MAMLPlusPlus(MAML):
         return outer_loss, accuracies_support, accuracy_query
 
     def train_step(self, task_batch: Sequence[load_data.Task]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """One outer step, second order when ``second_order_at(t)`` says so.
+        """One outer step at iteration t: ``second_order_at(t)``, ``multi_step_at(t)``.
 
-        What changes over training is read inside the compiled step from
-        ``optimizer.iterations`` (MSL importance, CA learning rate), so it never
-        retraces for them. The derivative order is a Python bool argument:
-        tf.function keeps one graph per value, so with DA the step is traced a
-        second time, exactly once, at iteration ``da_iterations``.
+        What changes every iteration is read inside the compiled step from
+        ``optimizer.iterations`` (the MSL importance vector, the CA learning
+        rate), so it never retraces for it. The derivative order and whether
+        the multi-step loss is on are Python bool arguments: tf.function keeps
+        one graph per pair of values, so the step is traced once more, exactly
+        once, at the DA switch (``da_iterations``) and once when MSL ends
+        (``msl_iterations``; after it the graph computes only the final query
+        pass, which costs as much as MAML's).
 
         Returns ``outer_loop``'s three outputs (before the update).
         """
-        second_order = self.second_order_at(int(self.optimizer.iterations.numpy()))
-        return self._train_step(_as_tensors(task_batch), second_order)
+        t = int(self.optimizer.iterations.numpy())
+        return self._train_step(_as_tensors(task_batch), self.second_order_at(t), self.multi_step_at(t))
 
     def checkpoint_state(self) -> dict[str, dict[str, tf.Variable]]:
         """Variables beyond MAML's that a training checkpoint holds."""
@@ -904,7 +918,7 @@ def add_mamlpp_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-step-inner-lrs", action="store_true",
                    help="LSLR: learn one inner lr per parameter tensor and inner step")
     g.add_argument("--per-step-bn-stats", action="store_true",
-                   help="BNRS: running BN statistics per inner step, used by validation and test")
+                   help="BNRS: track running BN statistics per inner step (saved; not used to normalise)")
     g.add_argument("--per-step-bn-weights", action="store_true",
                    help="BNWB: meta-learned BN scale and shift per inner step")
     g.add_argument("--derivative-annealing", action="store_true",
