@@ -609,10 +609,11 @@ class MAMLPlusPlus(MAML):
         statistics (inside the compiled training step TensorFlow runs the
         assignments in program order). Evaluation (``train`` False) updates
         nothing. The running statistics are kept, checkpointed and saved with
-        the weights, but not used to normalise: as in the authors' code (its
-        batch norm always normalises with the batch), because the inner loop
-        must see the same normalisation at evaluation as in meta-training (the
-        README's MAML++ section shows what happens otherwise).
+        the weights, but not used to normalise, as in the authors' code (its
+        batch norm always normalises with the batch): the inner loop must see
+        the same normalisation at evaluation as in meta-training. (Normalising
+        evaluation with them instead, the inner loop no longer adapts and
+        validation accuracy falls to chance; try it.)
 
         Args:
             x: (batch, height, width, F) conv output, dtype ``self.dtype``.
