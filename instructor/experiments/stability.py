@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
             with load_data.atomic_output(figures / name) as tmp:
                 shutil.copyfile(out / name, tmp)
     print("\n" + text)
-    print(f"{len(args.seeds) * len(args.methods)} runs in {time.perf_counter() - start:.0f} s; "
+    print(f"{len(args.seeds) * len(args.methods)} runs ready in {time.perf_counter() - start:.0f} s "
+          f"(finished run folders are reused, not retrained); "
           f"wrote {out}/stability_*.png, stability.md, stability.json")
 
 
