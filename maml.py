@@ -39,7 +39,6 @@ import math
 import os
 import platform
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -116,15 +115,35 @@ def batch_norm(x: tf.Tensor) -> tf.Tensor:
     return (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
 
 
-def _forward(images: tf.Tensor, parameters: Parameters) -> tf.Tensor:
-    """The conv-4 network of the MAML paper for Omniglot, as a pure function.
+def features(images: tf.Tensor, parameters: Parameters) -> tf.Tensor:
+    """The convolutional part of the network: one feature vector per image.
 
     Four blocks of [3x3 conv, stride 2, SAME padding -> batch norm with batch
     statistics -> + b{i} -> ReLU], 28 -> 14 -> 7 -> 4 -> 2 pixels, then the mean
-    over space and a linear head. ``b{i}`` is added *after* normalisation (it is
-    batch norm's shift): a bias before batch norm would be cancelled by the mean
-    subtraction. Nothing here keeps state, so the same function evaluates the
-    meta-parameters and any adapted copy of them.
+    over space. ``b{i}`` is added *after* normalisation (it is batch norm's
+    shift): a bias before batch norm would be cancelled by the mean subtraction.
+
+    Args:
+        images: (batch, 28, 28, 1), same float dtype as the parameters.
+        parameters: dict with at least ``conv0..conv3`` and ``b0..b3`` (see
+            ``init_parameters``); tensors or variables. Other keys are ignored.
+
+    Returns:
+        (batch, F) features, F = 64 filters; non-negative (after a ReLU).
+    """
+    x = images
+    for i in range(NUM_CONV_LAYERS):
+        x = tf.nn.conv2d(x, parameters[f"conv{i}"], strides=2, padding="SAME")
+        x = tf.nn.relu(batch_norm(x) + parameters[f"b{i}"])
+    return tf.reduce_mean(x, axis=[1, 2])
+
+
+def _forward(images: tf.Tensor, parameters: Parameters) -> tf.Tensor:
+    """The conv-4 network of the MAML paper for Omniglot, as a pure function.
+
+    ``features`` (four conv / batch-norm / ReLU blocks and the mean over space)
+    followed by the linear head ``w4``, ``b4``. Nothing here keeps state, so the
+    same function evaluates the meta-parameters and any adapted copy of them.
 
     Args:
         images: (batch, 28, 28, 1), same float dtype as the parameters.
@@ -134,11 +153,7 @@ def _forward(images: tf.Tensor, parameters: Parameters) -> tf.Tensor:
     Returns:
         logits: (batch, num_way), unnormalised class scores.
     """
-    x = images
-    for i in range(NUM_CONV_LAYERS):
-        x = tf.nn.conv2d(x, parameters[f"conv{i}"], strides=2, padding="SAME")
-        x = tf.nn.relu(batch_norm(x) + parameters[f"b{i}"])
-    x = tf.reduce_mean(x, axis=[1, 2])
+    x = features(images, parameters)
     return tf.matmul(x, parameters[f"w{NUM_CONV_LAYERS}"]) + parameters[f"b{NUM_CONV_LAYERS}"]
 
 
@@ -333,7 +348,7 @@ class MAML:
 
         Returns ``outer_loop``'s three outputs (before the update).
         """
-        return self._train_step(_as_tensors(task_batch))
+        return self._train_step(as_tensors(task_batch))
 
     def _evaluate_eager(self, task_batch):
         results = [self.outer_loop([task], train=False) for task in task_batch]
@@ -359,7 +374,7 @@ class MAML:
             chunk = list(tasks[start:start + chunk_size])
             real = len(chunk)
             chunk += chunk[-1:] * (chunk_size - real)
-            s, q = self._evaluate(_as_tensors(chunk))
+            s, q = self._evaluate(as_tensors(chunk))
             support.append(s.numpy()[:real])
             query.append(q.numpy()[:real])
         return np.concatenate(support), np.concatenate(query)
@@ -848,7 +863,7 @@ class MAMLPlusPlus(MAML):
         Returns ``outer_loop``'s three outputs (before the update).
         """
         t = int(self.optimizer.iterations.numpy())
-        return self._train_step(_as_tensors(task_batch), self.second_order_at(t), self.multi_step_at(t))
+        return self._train_step(as_tensors(task_batch), self.second_order_at(t), self.multi_step_at(t))
 
     def checkpoint_state(self) -> dict[str, dict[str, tf.Variable]]:
         """Variables beyond MAML's that a training checkpoint holds."""
@@ -966,9 +981,11 @@ class GraphOrEager:
     its error is the real one and is raised as is.
     """
 
-    def __init__(self, fn: Callable, what: str):
+    def __init__(self, fn: Callable, what: str,
+                 hint: str = "inside inner_loop/outer_loop"):
         self.fn = fn
         self.what = what
+        self.hint = hint
         self.graph_fn = tf.function(fn)
         self.eager = False
         self.first_call_done = False
@@ -986,14 +1003,15 @@ class GraphOrEager:
             warnings.warn(
                 f"{self.what} cannot run inside tf.function, so it runs eagerly (slower). "
                 f"Graph error: {type(graph_error).__name__}: {str(graph_error).strip().splitlines()[0]}. "
-                f"Typical causes: .numpy() or Python `if` on tensor values inside inner_loop/outer_loop.",
+                f"Typical causes: .numpy() or Python `if` on tensor values {self.hint}.",
                 RuntimeWarning, stacklevel=2,
             )
         self.first_call_done = True
         return result
 
 
-def _as_tensors(task_batch: Sequence[load_data.Task]) -> list[tuple[tf.Tensor, ...]]:
+def as_tensors(task_batch: Sequence[load_data.Task]) -> list[tuple[tf.Tensor, ...]]:
+    """Numpy tasks -> tuples of tensors, the input of the compiled functions."""
     return [tuple(tf.convert_to_tensor(part) for part in task) for task in task_batch]
 
 
@@ -1022,38 +1040,56 @@ def read_history(path: Path) -> list[dict[str, float]]:
                 for row in csv.DictReader(f)]
 
 
-def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+def write_history(path: Path, rows: list[dict[str, float]], fields: Sequence[str] = HISTORY_FIELDS) -> None:
+    """Writes ``history.csv`` atomically (read it back with ``read_history``)."""
     with load_data.atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def plot_validation(history: list[dict[str, float]], path: Path, title: str,
-                    target: float | None = 0.8) -> None:
-    """The assignment's plot: post-adaptation validation query accuracy over training."""
+def new_figure():
+    """A matplotlib figure and axes for a plot file (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(figsize=(6.4, 4.2))
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """Writes ``fig`` as a PNG atomically and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with load_data.atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
+def plot_validation(history: list[dict[str, float]], path: Path, title: str,
+                    target: float | None = 0.8, *, xlabel: str = "meta-training iteration",
+                    train_key: str = "train_accuracy_query", train_label: str = "train query (meta-batch)",
+                    color: str = "C0") -> None:
+    """The assignment's plot: post-adaptation validation query accuracy over training.
+
+    ``history`` rows as in ``history.csv``: "iteration", "val_accuracy_query",
+    "val_accuracy_query_ci95" and ``train_key`` (the thin grey training curve).
+    """
     it = np.array([r["iteration"] for r in history])
     val = np.array([r["val_accuracy_query"] for r in history])
     ci = np.array([r["val_accuracy_query_ci95"] for r in history])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.plot(it, [r["train_accuracy_query"] for r in history], color="0.6", lw=1,
-            label="train query (meta-batch)")
-    ax.plot(it, val, color="C0", lw=2, marker="o", ms=3, label="validation query, after adaptation")
-    ax.fill_between(it, val - ci, val + ci, color="C0", alpha=0.2, label="95 % CI")
+    fig, ax = new_figure()
+    ax.plot(it, [r[train_key] for r in history], color="0.6", lw=1, label=train_label)
+    ax.plot(it, val, color=color, lw=2, marker="o", ms=3, label="validation query, after adaptation")
+    ax.fill_between(it, val - ci, val + ci, color=color, alpha=0.2, label="95 % CI")
     if target is not None:
         ax.axhline(target, color="C3", ls="--", lw=1, label=f"target {target:.0%}")
-    ax.set(xlabel="meta-training iteration", ylabel="accuracy", ylim=(0, 1.01), title=title)
+    ax.set(xlabel=xlabel, ylabel="accuracy", ylim=(0, 1.01), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    with load_data.atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _hparams(args: argparse.Namespace) -> dict:
@@ -1063,7 +1099,8 @@ def _hparams(args: argparse.Namespace) -> dict:
     return {key: getattr(args, key) for key in keys} | mamlpp_hparams(args)  # | extra credit
 
 
-def _environment() -> dict:
+def environment() -> dict:
+    """Software and machine facts recorded beside the hyper-parameters."""
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
             "numpy": np.__version__, "machine": platform.machine(), "cpus": os.cpu_count()}
 
@@ -1125,7 +1162,7 @@ def train(args: argparse.Namespace) -> dict:
         elapsed = history[-1]["seconds"] if history else 0.0
         print(f"Resuming {log_dir} from iteration {int(iteration.numpy())}.")
     with load_data.atomic_output(hparams_path) as tmp:
-        tmp.write_text(json.dumps({"hparams": hp, "environment": _environment()}, indent=2))
+        tmp.write_text(json.dumps({"hparams": hp, "environment": environment()}, indent=2))
 
     writer = tf.summary.create_file_writer(str(log_dir / "tensorboard"))
     title = (f"{'FO-' if args.first_order else ''}MAML, {args.num_way}-way {args.num_support}-shot, "

@@ -34,11 +34,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -78,10 +76,9 @@ def feature_parameters(parameters: Parameters) -> Parameters:
 def extract_features(images: tf.Tensor, frozen: Parameters) -> tf.Tensor:
     """The conv-4 network without its head: one feature vector per image.
 
-    This is ``maml._forward`` with an identity matrix as the head (exact: x @ I
-    is x), so the feature extractor is by construction the network of part 1:
-    four blocks of conv -> batch norm with *this batch's* statistics -> + b{i}
-    -> ReLU, then the mean over space.
+    This is ``maml.features``, the network of part 1 without its head: four
+    blocks of conv -> batch norm with *this batch's* statistics -> + b{i} ->
+    ReLU, then the mean over space.
 
     Args:
         images: (batch, 28, 28, 1), dtype of the parameters.
@@ -91,10 +88,7 @@ def extract_features(images: tf.Tensor, frozen: Parameters) -> tf.Tensor:
     Returns:
         (batch, F) tensor, F = 64 by default; non-negative (after a ReLU).
     """
-    last_bias = frozen[f"b{maml.NUM_CONV_LAYERS - 1}"]  # (F,), F = channels of the last block
-    num_filters, dtype = last_bias.shape[0], last_bias.dtype
-    identity_head = {HEAD_WEIGHT: tf.eye(num_filters, dtype=dtype), HEAD_BIAS: tf.zeros((num_filters,), dtype)}
-    return maml._forward(images, {**feature_parameters(frozen), **identity_head})
+    return maml.features(images, frozen)
 
 
 def head_logits(features: tf.Tensor, head: Parameters) -> tf.Tensor:
@@ -201,7 +195,8 @@ class TransferEvaluator:
             raise ValueError(f"need num_steps >= 0 and learning_rate > 0, got {num_steps} and {learning_rate}")
         self.num_way, self.num_steps, self.learning_rate = num_way, num_steps, learning_rate
         self.chunk_size = chunk_size
-        self._evaluate = maml.GraphOrEager(self._evaluate_eager, "evaluation (transfer_learn)")
+        self._evaluate = maml.GraphOrEager(self._evaluate_eager, "evaluation (transfer_learn)",
+                                          hint="inside transfer_learn")
 
     def _evaluate_eager(self, frozen, task_batch):
         support, query = [], []
@@ -234,7 +229,7 @@ class TransferEvaluator:
             chunk = list(tasks[start:start + self.chunk_size])
             real = len(chunk)
             chunk += chunk[-1:] * (self.chunk_size - real)
-            s, q = self._evaluate(frozen, maml._as_tensors(chunk))
+            s, q = self._evaluate(frozen, maml.as_tensors(chunk))
             support.append(s.numpy()[:real])
             query.append(q.numpy()[:real])
         return np.concatenate(support), np.concatenate(query)
@@ -269,14 +264,6 @@ def load_features(path: str | os.PathLike) -> dict[str, tf.Tensor]:
 
 HISTORY_FIELDS = ["iteration", "epoch", "seconds", "train_loss", "train_accuracy",
                   "val_accuracy_query", "val_accuracy_query_ci95", "val_accuracy_support_post"]
-
-
-def write_history(path: Path, rows: list[dict[str, float]]) -> None:
-    """Writes the pre-training ``history.csv`` (read it back with ``maml.read_history``)."""
-    with load_data.atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def pretraining_data(data: load_data.Omniglot) -> tuple[np.ndarray, np.ndarray]:
@@ -319,26 +306,9 @@ class MinibatchStream:
 
 def plot_pretraining(history: list[dict[str, float]], path: Path, title: str) -> None:
     """The assignment's plot for part 2: validation transfer accuracy over pre-training."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    step = np.array([r["iteration"] for r in history])
-    val = np.array([r["val_accuracy_query"] for r in history])
-    ci = np.array([r["val_accuracy_query_ci95"] for r in history])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.plot(step, [r["train_accuracy"] for r in history], color="0.6", lw=1,
-            label=f"train minibatches ({NUM_TRAIN_CLASSES}-way)")
-    ax.plot(step, val, color="C1", lw=2, marker="o", ms=3, label="validation query, after adaptation")
-    ax.fill_between(step, val - ci, val + ci, color="C1", alpha=0.2, label="95 % CI")
-    ax.set(xlabel="pre-training step (minibatch)", ylabel="accuracy", ylim=(0, 1.01), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    with load_data.atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    maml.plot_validation(history, path, title, target=None, xlabel="pre-training step (minibatch)",
+                         train_key="train_accuracy", color="C1",
+                         train_label=f"train minibatches ({NUM_TRAIN_CLASSES}-way)")
 
 
 def _pretrain_hparams(args: argparse.Namespace) -> dict:
@@ -393,7 +363,7 @@ def pretrain(args: argparse.Namespace) -> dict:
         print(f"Resuming {log_dir} from step {int(step_variable.numpy())}.")
     with load_data.atomic_output(hparams_path) as tmp:
         tmp.write_text(json.dumps({"hparams": hp, "steps_per_epoch": stream.steps_per_epoch,
-                                   "environment": maml._environment()}, indent=2))
+                                   "environment": maml.environment()}, indent=2))
 
     batch_spec = (tf.TensorSpec((args.batch_size, load_data.IMAGE_SIZE, load_data.IMAGE_SIZE, 1), tf.float32),
                   tf.TensorSpec((args.batch_size,), tf.int32))
@@ -422,7 +392,7 @@ def pretrain(args: argparse.Namespace) -> dict:
                "val_accuracy_support_post": float(support.mean())}
         window.clear()
         history.append(row)
-        write_history(history_path, history)
+        maml.write_history(history_path, history, HISTORY_FIELDS)
         with writer.as_default(step=step):
             for key in ("val_accuracy_query", "val_accuracy_support_post", "train_loss", "train_accuracy"):
                 tf.summary.scalar(key, row[key])
@@ -552,12 +522,7 @@ def sweep(args: argparse.Namespace) -> list[dict]:
 
 def plot_comparison(curves: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
     """Validation query accuracy after adaptation over training time, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = maml.new_figure()
     lowest = 1.0
     for color, (label, history) in zip(("C0", "C1", "C2", "C3"), curves.items()):
         seconds = np.array([r["seconds"] for r in history])
@@ -570,10 +535,7 @@ def plot_comparison(curves: dict[str, list[dict[str, float]]], path: Path, title
            ylim=(max(0.0, math.floor(lowest * 10) / 10), 1.005), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    with load_data.atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    maml.save_figure(fig, path)
 
 
 def compare(args: argparse.Namespace) -> list[dict]:

@@ -112,15 +112,10 @@ def plot(runs: dict[int, dict], path: Path, title: str, ylim: tuple[float, float
 
     ``events`` are labelled vertical lines, e.g. {"MSL ends": 40}.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     length = min(len(r["iterations"]) for r in runs.values())  # a diverged run stops early
     iterations = np.array(next(iter(runs.values()))["iterations"][:length])
     curves = np.array([r["val_accuracy"][:length] for r in runs.values()])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = maml.new_figure()
     ax.fill_between(iterations, curves.min(axis=0), curves.max(axis=0), color="C0", alpha=0.2,
                     label="spread over seeds (min to max)")
     for seed, run in runs.items():
@@ -134,10 +129,7 @@ def plot(runs: dict[int, dict], path: Path, title: str, ylim: tuple[float, float
            ylim=ylim, title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    with load_data.atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    maml.save_figure(fig, path, dpi=100)
 
 
 def parser() -> argparse.ArgumentParser:
