@@ -66,11 +66,12 @@ def tasks_from_fixture(fixture: dict, dtype=np.float64) -> list[tuple[np.ndarray
             for t in range(len(fixture["images_support"]))]
 
 
-def maml_from_fixture(maml_module, fixture: dict, first_order: bool = True):
+def maml_from_fixture(maml_module, fixture: dict, first_order: bool = True, **options):
     """A ``maml_module.MAML`` in float64 whose meta-parameters and inner lrs are the fixture's.
 
     The constructor is the module's own; only ``init_parameters`` is replaced
     while it runs, so everything the constructor builds fits these parameters.
+    ``options`` are more constructor arguments, e.g. ``learn_inner_lrs=True``.
     """
     import tensorflow as tf
 
@@ -83,7 +84,7 @@ def maml_from_fixture(maml_module, fixture: dict, first_order: bool = True):
     maml_module.init_parameters = fixture_parameters
     try:
         model = maml_module.MAML(int(fixture["num_way"]), num_inner_steps=int(fixture["num_inner_steps"]),
-                                 first_order=first_order, dtype=tf.float64)
+                                 first_order=first_order, dtype=tf.float64, **options)
     finally:
         maml_module.init_parameters = original
     for name, variable in model.inner_lrs.items():

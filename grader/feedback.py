@@ -82,11 +82,17 @@ ERROR_HINTS = (
     (("NoneType", "unsupported operand"), "A gradient is None: tape.gradient gives None for a tensor the tape "
      "did not watch. After the first inner step the parameters are plain tensors, which a tape does not watch "
      "by itself: call tape.watch(parameters) inside the tape."),
+    (("Attempt to convert a value (None)",), "A gradient is None: tape.gradient gives None for a tensor the tape "
+     "did not watch. After the first inner step the parameters are plain tensors, which a tape does not watch "
+     "by itself: call tape.watch(parameters) inside the tape."),
     (("NoneType", "has no attribute"), "A gradient is None: tape.gradient gives None for a tensor the tape did "
      "not watch, or one the loss does not depend on: tape.watch the parameters, and compute the loss from them "
      "inside the tape."),
     (("Incompatible shapes",), "Two tensors of different shapes were compared or combined: did you take an "
      "argmax over the wrong axis (the classes are axis -1)?"),
+    (("Random ops require a seed",), "No random numbers here: results must depend on the inputs only (the "
+     "transfer head starts at zero; the grader runs TensorFlow in deterministic mode, which refuses unseeded "
+     "random operations)."),
     (("object has no attribute 'assign'",), "Only tf.Variables have assign: the adapted parameters are tensors; "
      "build a new dict instead of assigning."),
     (("numpy() is only available when eager execution is enabled",), "Code that runs inside tf.function cannot "

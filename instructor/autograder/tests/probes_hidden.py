@@ -28,8 +28,8 @@ def _tasks(inputs: dict, dtype: str = "float64") -> list[tuple]:
             for task in checks.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
 
 
-def _maml(inputs: dict, first_order: bool):
-    return checks.maml_from_fixture(student_module("maml"), inputs, first_order=first_order)
+def _maml(inputs: dict, first_order: bool, **options):
+    return checks.maml_from_fixture(student_module("maml"), inputs, first_order=first_order, **options)
 
 
 def _is_result(value, length: int) -> bool:
@@ -42,12 +42,15 @@ def _is_result(value, length: int) -> bool:
 def gradients(inputs: dict, first_order: bool, train: bool, of: str) -> dict:
     """outer_loop on all tasks, and the gradient of its loss w.r.t. ``of`` ("meta_parameters" or "inner_lrs").
 
+    The gradient of the inner learning rates is taken as in training with
+    learned rates (``learn_inner_lrs=True``).
+
     Returns:
         {"result": outer_loop's return value, "gradients": {name: gradient or None} (None if no result)}.
     """
     import tensorflow as tf
 
-    model = _maml(inputs, first_order=first_order)
+    model = _maml(inputs, first_order=first_order, **({"learn_inner_lrs": True} if of == "inner_lrs" else {}))
     variables = dict(getattr(model, of))
     with tf.GradientTape() as tape:
         tape.watch(list(variables.values()))

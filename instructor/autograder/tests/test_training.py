@@ -180,12 +180,14 @@ def test_transfer_training_reaches_the_target(student):
     """transfer with your transfer_learn on a pre-trained network reaches 70 % validation accuracy"""
     maml, transfer = reference.modules()
     hp = assignment()
-    frozen = reference.pretrained_features(PRETRAIN_STEPS)
     spec = {"split": "val", "seed": maml.VAL_SEED, "num_way": hp["num_way"], "num_support": hp["num_support"],
             "num_query": hp["num_query"], "count": hp["num_val_tasks"]}
-    out = student.call(probes_hidden.transfer_heads, {"frozen": frozen, "tasks": spec,
-                                                      "num_steps": transfer.TRANSFER_STEPS,
-                                                      "learning_rate": transfer.TRANSFER_LR})
+    settings = {"tasks": spec, "num_steps": transfer.TRANSFER_STEPS, "learning_rate": transfer.TRANSFER_LR}
+    # one task on untrained features first: code that cannot run fails before the grader pre-trains
+    student.call(probes_hidden.transfer_heads, {**settings, "frozen": reference.pretrained_features(0),
+                                                "tasks": {**spec, "count": 1}})
+    frozen = reference.pretrained_features(PRETRAIN_STEPS)
+    out = student.call(probes_hidden.transfer_heads, {**settings, "frozen": frozen})
     heads = out["heads"]
     tasks = validation_tasks(hp)
     if not isinstance(heads, list) or len(heads) != len(tasks):
