@@ -9,7 +9,8 @@ Two kinds of fixture, built the same way:
   documents the keys): ``maml.npz`` and ``transfer.npz``;
 * hidden, ``instructor/autograder/fixtures/*.npz`` (only in the autograder
   bundle): ``maml_hidden.npz`` and ``transfer_hidden.npz``, other tasks and
-  shapes than the public ones, so code fitted to the public numbers fails them.
+  shapes than the public ones, so code fitted to the public numbers fails them,
+  and ``mamlpp_hidden.npz`` for the extra credit (``mamlpp_fixture``).
 
 Each holds inputs (real Omniglot validation tasks stored as uint8, exact;
 small conv-4 parameters with non-zero biases; a different inner learning rate
@@ -35,6 +36,7 @@ nothing in git.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +79,7 @@ HIDDEN_MAML = MamlSetting(seed=29, num_way=5, num_support=1, num_query=1, num_ta
                           num_filters=8, first_lr=0.45, lr_step=-0.03, extended=True)
 PUBLIC_TRANSFER = (5, 0.5)  # (num_steps, learning_rate): fewer steps than the default, so they are checked
 HIDDEN_TRANSFER = (7, 0.3)
+MAMLPP_SEED = 7  # initial values of the per-step variables of the MAML++ fixture
 
 
 def _uint8(images: np.ndarray) -> np.ndarray:
@@ -283,6 +286,40 @@ def transfer_fixture(source: dict[str, np.ndarray], steps_and_lr: tuple[int, flo
     return {**fixture, **stored}, table
 
 
+def mamlpp_fixture(source: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The extra credit's fixture: MAMLPlusPlus on the tasks and theta of a maml fixture, every technique on.
+
+    Inputs beyond the maml fixture's are ``mamlpp/<...>``: the schedules' settings, the iteration the
+    multi-step loss is computed at, an input for batch_norm_step, and random initial values for every
+    per-step variable (learning rates, BN weights and running statistics), so that one used in the
+    wrong place shows. Results: see ``probes_hidden.mamlpp_results`` (computed by the same code).
+    """
+    import maml
+    from instructor.autograder.tests import probes_hidden
+
+    fixture = {key: value for key, value in checks.inputs(source).items() if key in source}
+    fixture.update({"mamlpp/msl_iterations": np.array(10), "mamlpp/da_iterations": np.array(4),
+                    "mamlpp/cosine_iterations": np.array(20), "mamlpp/min_outer_lr": np.array(1e-4),
+                    "mamlpp/iteration": np.array(3)})
+    rng = np.random.default_rng(MAMLPP_SEED)
+    filters = fixture["theta/b0"].shape[0]
+    fixture["mamlpp/bn_input"] = rng.normal(0.0, 1.0, (4, 7, 7, filters))
+    model = probes_hidden.mamlpp_model(maml, fixture, **probes_hidden.MAMLPP_TECHNIQUES)
+    for name in model.inner_lrs:
+        fixture[f"mamlpp/lr/{name}"] = np.array(rng.uniform(0.2, 0.5))
+    for name, variable in {**model.bn_weights, **model.bn_stats}.items():
+        kind = re.match(r"[a-z]+", name).group()  # gamma, beta, mean, variance
+        value = {"gamma": rng.normal(1.0, 0.1, variable.shape), "beta": rng.normal(0.0, 0.1, variable.shape),
+                 "mean": rng.normal(0.0, 0.1, variable.shape),
+                 "variance": rng.uniform(0.5, 1.5, variable.shape)}[kind]
+        fixture[f"mamlpp/bn/{name}"] = value
+    for group, results in probes_hidden.mamlpp_results(maml, fixture).items():
+        if "failure" in results:
+            raise RuntimeError(f"the reference MAMLPlusPlus failed in {group}: {results['failure']['message']}")
+        fixture.update({key: np.asarray(value) for key, value in results.items()})
+    return fixture
+
+
 def fixture_path(name: str) -> Path:
     return (HIDDEN_FIXTURES if name.endswith("_hidden") else checks.FIXTURES) / f"{name}.npz"
 
@@ -303,6 +340,7 @@ def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]
                                                                                   HIDDEN_TRANSFER)
     else:
         print(f"transfer fixtures skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
+    fixtures["mamlpp_hidden"] = mamlpp_fixture(fixtures["maml_hidden"])
     return fixtures
 
 

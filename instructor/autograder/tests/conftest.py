@@ -23,7 +23,7 @@ def _load(name: str) -> dict[str, np.ndarray]:
         return {key: stored[key] for key in stored.files}
 
 
-FIXTURES = {name: _load(name) for name in ("maml_hidden", "transfer_hidden")}
+FIXTURES = {name: _load(name) for name in ("maml_hidden", "transfer_hidden", "mamlpp_hidden")}
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,10 @@ class WeightsEvaluator:
     """Query accuracy after adaptation of MAML (or MAML++) weights, measured with the reference.
 
     One reference model per setting; its compiled evaluation is traced once
-    and reused for every set of weights.
+    and reused for every set of weights. It evaluates one task per graph call:
+    tracing a chunk of 8 tasks takes 13-18 s, one task 2 s, and 100 tasks then
+    take 8 s either way (measured on 2 cores), so the common case, a training
+    check that stops at its first validation, is 15 s faster.
 
     Args:
         hparams: a ``hparams.json`` record of ``maml.py`` (``build_maml``'s argument).
@@ -100,13 +103,12 @@ class WeightsEvaluator:
     def __init__(self, hparams: dict):
         maml, _ = modules()
         self.model = maml.build_maml(hparams)
-        self.chunk_size = int(hparams.get("meta_batch_size", 8))
 
     def __call__(self, weights: dict | Path, tasks: list) -> tuple[float, float]:
         """(mean, 95 % CI half-width) over ``tasks``; ValueError if the weights do not fit the model."""
         path = Path(weights) if isinstance(weights, (str, Path)) else _write_weights(weights)
         self.model.load_weights(path)
-        _, query = self.model.evaluate(tasks, chunk_size=self.chunk_size)
+        _, query = self.model.evaluate(tasks, chunk_size=1)
         return modules()[0].mean_and_ci95(query)
 
 

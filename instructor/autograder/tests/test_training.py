@@ -15,9 +15,10 @@ reference 81.4 % +- 1.5 after 200 steps; ``TRANSFER_TARGET`` 70 % sits between.
 
 Submitted weights (``results/fomaml/weights.npz``, ``results/transfer/weights.npz``
 of the submission) are measured the same way, with the reference, never the
-student's code: the reference's FO-MAML reaches 97.4 % after 1000 iterations and
-its transfer 98.4 % after the assignment's 10 epochs of pre-training (88 % after
-300 steps), hence the targets 80 % and 90 %.
+student's code: the reference's FO-MAML reaches 97.4 % after 1000 iterations
+(85 % after 40), its transfer 98.4 % after the assignment's 10 epochs of
+pre-training (81 % after 1.2 epochs, 88 % after 1.75, 94 % after 3), hence the
+targets 80 % and 85 %.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from . import probes_hidden, reference
 TARGET = 0.80
 PRETRAIN_STEPS = 200
 TRANSFER_TARGET = 0.70
-TRANSFER_WEIGHTS_TARGET = 0.90
+TRANSFER_WEIGHTS_TARGET = 0.85
 TRAINING_TIMEOUT = 3000  # seconds for one training check; the reference needs ~1 minute
 SETTINGS = ("num_way", "num_support", "num_query", "num_inner_steps", "inner_lr", "learn_inner_lrs", "outer_lr",
             "first_order", "meta_batch_size", "seed")
@@ -209,7 +210,7 @@ def test_transfer_training_reaches_the_target(student):
 @pytest.mark.problem("Transfer learning assessment")
 @pytest.mark.timeout(TRAINING_TIMEOUT)
 def test_transfer_submitted_weights(submission):
-    """your submitted pre-trained weights (results/transfer) reach 90 % validation accuracy with transfer"""
+    """your submitted pre-trained weights (results/transfer) reach 85 % validation accuracy with transfer"""
     maml, transfer = reference.modules()
     run = submission / "results" / "transfer"
     path = weights_file(run, "pre-training")

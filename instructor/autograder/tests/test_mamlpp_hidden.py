@@ -1,0 +1,189 @@
+"""Hidden tests of the extra credit, MAML++ (``maml.py``'s ``MAMLPlusPlus``), if attempted.
+
+Each technique against the reference on the hidden tasks (float64, 5-way
+1-shot, 4 tasks, 3 inner steps, 8 filters, every per-step variable at a
+different random value): the schedules (MSL's importance vector, DA's switch,
+CA's learning rate, LSLR's rates), the per-step batch norm, and adapt /
+outer_loop with MSL, LSLR, BNRS and BNWB together, in both orders and in
+evaluation. Then the same training check and submitted-weights check as
+FO-MAML's (``test_training``), with ``python maml.py --mamlpp``'s settings.
+
+A submission that leaves every MAML++ TODO as it was gets "not implemented
+yet" (0 of the extra points); one that implements some methods gets partial
+credit for those.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from grader import checks
+from grader.plugin import Parts, points
+from grader.sandbox import StudentFailure
+
+from . import probes_hidden, reference
+from .conftest import FIXTURES
+from .test_training import TARGET, TRAINING_TIMEOUT, percent, run_hparams, train_to_target, validation_tasks
+
+PROBLEM = "Extra credit: MAML++"  # the part of the assignment these points count for (README, Grading)
+RTOL = 1e-6  # float64 throughout, as the FO-MAML checks
+
+
+def mamlpp_hparams() -> dict:
+    """``python maml.py --mamlpp``'s hyper-parameters: the assignment's, every technique on."""
+    maml, _ = reference.modules()
+    return maml._hparams(maml.finish_mamlpp_args(maml.parser().parse_args(["--mamlpp"])))
+
+
+@pytest.fixture(scope="module")
+def mamlpp_out(student):
+    fixture = FIXTURES["mamlpp_hidden"]
+    inputs = {**checks.inputs(fixture), **{k: v for k, v in fixture.items() if k.startswith("mamlpp/")}}
+    out = student.call(probes_hidden.mamlpp, {"inputs": inputs})
+    failures = [group["failure"] for group in out.values() if "failure" in group]
+    if len(failures) == len(out) and all(f["status"] == "todo" for f in failures):
+        raise StudentFailure("todo", failures[0]["message"])  # not attempted
+    return out
+
+
+def _group(out: dict, group: str) -> dict:
+    if "failure" in out[group]:
+        raise AssertionError(out[group]["failure"]["message"])
+    return out[group]
+
+
+def _check(results: dict, key: str, what: str, rtol: float = RTOL, hint: str = "") -> None:
+    expected = FIXTURES["mamlpp_hidden"][key]
+    if expected.dtype == bool:
+        got = checks.check_shape(results.get(key), expected.shape, what)
+        if not np.array_equal(got.astype(bool), expected):
+            raise AssertionError(f"{what} is {got.astype(bool).tolist()}, expected {expected.tolist()}. {hint}".strip())
+        return
+    checks.check_close(results.get(key), expected, what, rtol=rtol, hint=hint)
+
+
+def _check_prefix(results: dict, prefix: str, what: str, hint: str = "") -> None:
+    for key in sorted(k for k in FIXTURES["mamlpp_hidden"] if k.startswith(prefix)):
+        _check(results, key, f"{what} {key[len(prefix):]!r}", hint=hint)
+
+
+@points(2)
+def test_mamlpp_schedules(mamlpp_out):
+    """MAML++: MSL importance vector, DA switch, CA learning rate, LSLR rates match the reference"""
+    iterations = probes_hidden.SCHEDULE_ITERATIONS
+    parts = Parts()
+    with parts.part(2, "MSL importance vector"):
+        results = _group(mamlpp_out, "schedules")
+        for t in iterations:
+            _check(results, f"importance/t{t}", f"importance_vector({t}) (msl_iterations=10)",
+                   hint="Uniform at 0, annealed toward the last step, one-hot from msl_iterations on.")
+    with parts.part(1, "DA second_order_at"):
+        _check(_group(mamlpp_out, "schedules"), "second_order_at", f"second_order_at at iterations {list(iterations)} "
+               f"(da_iterations=4)")
+    with parts.part(1, "CA outer learning rate"):
+        results = _group(mamlpp_out, "schedules")
+        _check(results, "cosine_lr", f"the cosine learning rate at iterations {list(iterations)} (20 iterations)")
+        _check(results, "constant_lr", "outer_learning_rate without cosine_outer_lr")
+    with parts.part(1, "LSLR inner_lr"):
+        _check(_group(mamlpp_out, "schedules"), "inner_lr", "inner_lr(name, step) for every parameter and step",
+               hint='With per_step_inner_lrs it is inner_lrs["{name}_step{step}"].')
+    parts.finish()
+
+
+@points(1)
+def test_mamlpp_batch_norm_step(mamlpp_out):
+    """MAML++: per-step batch norm (BNRS, BNWB) in training and evaluation matches the reference"""
+    parts = Parts()
+    with parts.part(2, "training: output and running statistics"):
+        results = _group(mamlpp_out, "batch_norm")
+        _check(results, "bn/train", "batch_norm_step(x, layer=1, step=2, train=True)",
+               hint="Batch statistics, then gamma * x_hat + beta of (layer, step).")
+        _check_prefix(results, "bn/stats/", "after it, the running statistic",
+                      hint="Only mean1_step2 and variance1_step2 change: (1 - m) * running + m * batch statistic.")
+    with parts.part(1, "evaluation: running statistics"):
+        _check(_group(mamlpp_out, "batch_norm"), "bn/eval", "batch_norm_step(x, layer=1, step=2, train=False)",
+               hint="In evaluation, normalise with the running statistics of (layer, step).")
+    parts.finish()
+
+
+@points(2)
+def test_mamlpp_adapt_and_outer_loop(mamlpp_out):
+    """MAML++: adapt and outer_loop with MSL, LSLR, BNRS and BNWB match the reference (both orders, evaluation)"""
+    parts = Parts()
+    with parts.part(1, "adapt"):
+        results = _group(mamlpp_out, "adapt")
+        _check_prefix(results, "adapt/phi/", "the adapted parameter")
+        _check(results, "adapt/accuracies", "adapt's support accuracies")
+    with parts.part(1, "multi-step outer loss and accuracies"):
+        results = _group(mamlpp_out, "outer")
+        _check(results, "outer/loss", "the outer loss at iteration 3",
+               hint="With MSL in training: the mean over tasks of sum_s v_s * (query loss after step s + 1).")
+        _check(results, "outer/accuracies_support", "accuracies_support")
+        _check(results, "outer/accuracy_query", "accuracy_query (after the last step)")
+    with parts.part(1, "first-order meta-gradients"):
+        _check_prefix(_group(mamlpp_out, "outer"), "grad_fo/", "the first-order gradient of")
+    with parts.part(1, "second-order meta-gradients"):
+        _check_prefix(_group(mamlpp_out, "outer"), "grad_so/", "the second-order gradient of")
+    with parts.part(1, "evaluation"):
+        results = _group(mamlpp_out, "outer")
+        _check(results, "eval/loss", "the outer loss with train=False",
+               hint="In evaluation: the query loss after the last step (no MSL), running BN statistics.")
+        _check(results, "eval/accuracy_query", "accuracy_query with train=False")
+    parts.finish()
+
+
+@points(2)
+@pytest.mark.timeout(TRAINING_TIMEOUT)
+def test_mamlpp_training_reaches_the_target(student, mamlpp_out):
+    """MAML++ trained by your code (python maml.py --mamlpp settings) reaches 80 % validation accuracy"""
+    hp = mamlpp_hparams()
+    settings = {key: hp[key] for key in ("num_way", "num_support", "num_query", "num_inner_steps", "inner_lr",
+                                         "learn_inner_lrs", "outer_lr", "first_order", "meta_batch_size", "seed")}
+    maml, _ = reference.modules()
+    settings["mamlpp"] = {**{key: hp[key] for key in (*maml.MAMLPP_TECHNIQUES, *maml.MAMLPP_SETTINGS)},
+                          "cosine_iterations": hp["num_iterations"]}
+    parts = Parts()
+    with parts.part(1, "training"):
+        train_to_target(student, "mamlpp", hp, settings, parts)
+    parts.finish()
+
+
+@points(1)
+@pytest.mark.timeout(TRAINING_TIMEOUT)
+def test_mamlpp_submitted_weights(submission):
+    """your submitted MAML++ weights (results/mamlpp) reach 80 % validation accuracy"""
+    maml, _ = reference.modules()
+    runs = sorted(p for p in (submission / "results" / "mamlpp").glob("*") if (p / "weights.npz").is_file())
+    found = []
+    for run in runs:
+        try:
+            stored = json.loads((run / "hparams.json").read_text(encoding="utf-8"))["hparams"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(stored, dict) and maml.mamlpp_techniques(stored):
+            found.append(run)
+    if not found:
+        raise AssertionError("the submission has no MAML++ run in results/mamlpp/ (a folder with weights.npz and "
+                             "a hparams.json that switches MAML++ techniques on).")
+    allowed = {"num_inner_steps": (int, 1, 20), "inner_lr": (float, 1e-6, 10.0), "first_order": (bool, 0, 1),
+               **{key: (bool, 0, 1) for key in maml.MAMLPP_TECHNIQUES}, "msl_iterations": (int, 1, 100000),
+               "da_iterations": (int, 0, 100000), "min_outer_lr": (float, 0.0, 1.0)}
+    best = None
+    for run in found:
+        hp = run_hparams(run, mamlpp_hparams(), allowed)
+        try:
+            mean, ci = reference.WeightsEvaluator(hp)(run / "weights.npz", validation_tasks(hp))
+        except ValueError as error:
+            raise AssertionError(f"results/mamlpp/{run.name}/weights.npz cannot be loaded: {error}") from None
+        if best is None or mean > best[1]:
+            best = (run.name, mean, ci)
+    message = (f"{percent(best[1])} ± {percent(best[2])} on the 100 validation tasks (run {best[0]}, the best of "
+               f"{len(found)}; measured with the reference; target {percent(TARGET)})")
+    if best[1] < TARGET:
+        raise AssertionError(f"your MAML++ weights give {message}.")
+    parts = Parts()
+    parts.note(f"Your MAML++ weights give {message}.")
+    parts.finish()

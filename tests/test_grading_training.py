@@ -1,0 +1,90 @@
+"""The autograder's training checks, run once on the reference: a complete submission gets full marks.
+
+The submission is made as a student makes it: the handout with the reference
+solutions, and real runs of the assignment's commands, shortened so CI stays
+quick (FO-MAML: 40 iterations, ~85 % validation accuracy; pre-training: 2
+epochs, ~90 %) but still above the targets (80 %, 85 %); the runs are
+deterministic. The real grader then grades it with every public and hidden
+test, training and efficiency included: full marks, the FO-MAML training check
+stopping early after 20 iterations.
+
+One broken variant (its query loss uses the meta-parameters, not the adapted
+ones) shows the training check failing with its reason; GRADER_TRAINING_ITERATIONS
+lowers the grader's budget to 20 iterations for it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from grader import runner
+from grader.report import PASSED
+from instructor.autograder import TESTS as HIDDEN
+from instructor.release import build
+from test_grading_catalogue import SUBMISSIONS, read_submission, student_files, table
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = {  # results/<kind> of the submission -> the command that makes it (shortened assignment settings)
+    "fomaml": ["maml.py", "--num-iterations", "40", "--val-interval", "40", "--num-val-tasks", "10"],
+    "transfer": ["maml_transfer.py", "pretrain", "--num-epochs", "2", "--val-interval", "1000",
+                 "--num-val-tasks", "10"],
+}
+
+
+@pytest.fixture(scope="module")
+def handout() -> build.Handout:
+    return build.build_handout(ROOT, allow_missing=True)
+
+
+@pytest.fixture(scope="module")
+def complete_submission(handout, tmp_path_factory, omniglot) -> Path:
+    """The reference code and its runs (results/fomaml, results/transfer), as `python -m grader submit` packs them."""
+    import load_data
+
+    folder = tmp_path_factory.mktemp("submission")
+    for path, text in {**student_files(handout, {}), "load_data.py": handout.files["load_data.py"].decode()}.items():
+        (folder / path).write_text(text, encoding="utf-8")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", load_data.DATA_DIR_ENV: str(load_data.data_dir())}
+
+    def run(kind: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, *RUNS[kind], "--log-dir", str(folder / "results" / kind)]
+        return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900, env=env)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for kind, child in zip(RUNS, pool.map(run, RUNS)):
+            assert child.returncode == 0, f"{kind}: {child.stderr[-3000:]}"
+    for kind in RUNS:  # a submission holds the run's records, not its checkpoints
+        for extra in ("checkpoints", "tensorboard"):
+            shutil.rmtree(folder / "results" / kind / extra, ignore_errors=True)
+    (folder / "load_data.py").unlink()  # not part of a submission
+    return folder
+
+
+def test_the_reference_with_its_runs_gets_full_marks_from_every_check(complete_submission):
+    results, output = runner.run_tests([runner.PUBLIC_TESTS, HIDDEN], student_dir=complete_submission)
+    assert results.tests and not results.problems, output[-3000:]
+    assert all(t.status == PASSED and t.points == t.max_points for t in results.tests), table(results)
+    messages = {t.name: t.message for t in results.tests}
+    training = next(m for n, m in messages.items() if n.startswith("FO-MAML trained by your code"))
+    assert "after 20 iterations (target 80.0 %" in training, training  # stopped early, at the first validation
+    assert any("training step with your outer_loop took" in m for m in messages.values())
+    assert any(n.startswith("your submitted FO-MAML weights") and "Your weights give" in m for n, m in messages.items())
+
+
+def test_training_check_fails_with_its_reason_when_training_does_not_reach_the_target(handout, tmp_path):
+    _, functions = read_submission(SUBMISSIONS / "buggy" / "query_with_meta_parameters.py")
+    for path, text in student_files(handout, functions).items():
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "fomaml_training"],
+                                       student_dir=tmp_path, env={"GRADER_TRAINING_ITERATIONS": "20"})
+    [test] = results.tests
+    assert test.points == 0 and test.status == "failed", table(results)
+    assert test.message.startswith("training: after 20 iterations the validation accuracy is "), test.message
+    assert "below the target 80.0 %" in test.message and "fix the failed checks" in test.message
