@@ -89,7 +89,8 @@ class Limits:
         output_bytes: printed output kept for the log (first and last halves).
         message_bytes: the largest answer accepted from the worker.
         max_starts: workers started at most (a crash ends one; the next call starts another).
-        user: "auto", "always" or "never" (see ``grader.worker.harden``).
+        user: "auto", "always" or "never" (see ``grader.worker.harden``; with "always", a worker
+            whose user could not read Python or ``readable`` is not started: ``SandboxError``).
         isolate_network: cut the worker off the network where the OS allows.
     """
 
@@ -363,6 +364,10 @@ class Sandbox:
             self._stop()
             raise SandboxError(f"the grader could not start the process for the student's code "
                                f"({type(error).__name__}):\n{self.outputs[-1][-2000:]}") from None
+        if hello.get("refused"):  # e.g. GRADER_USER=always, and that user could not read Python
+            self._stop()
+            raise SandboxError(f"the grader could not start the process for the student's code: "
+                               f"{hello['refused']}")
         self.notes = {key: hello.get(key) for key in ("uid", "own_uid", "account", "network", "limits_refused")}
 
     def _stop(self) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import random  # noqa: F401 - imported while the Python installation is surely readable (see _seed)
+import random  # imported here, while the Python installation is surely readable (used by _seed)
 import resource
 import signal
 import sys
@@ -137,7 +137,9 @@ def harden(config: dict) -> dict:
 
     ``config["user"]``: "auto" (a uid of its own when started as root and the
     Python installation is readable by that uid; otherwise stay, with a note),
-    "always" (a uid of its own whenever started as root) or "never".
+    "always" (a uid of its own whenever started as root; when that uid cannot
+    read what the student's code needs, nothing is run: ``refused`` says why)
+    or "never".
     """
     if sys.platform.startswith("linux"):
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -149,7 +151,12 @@ def harden(config: dict) -> dict:
     elif user == "never" or uid is None:
         uid, account = None, "root (a separate user is switched off)"
     else:
-        blocked = _unreadable_as(uid, gid, _needed_paths(config)) if user == "auto" else None
+        blocked = _unreadable_as(uid, gid, _needed_paths(config))
+        if blocked and user == "always":  # it would fail on its first import: say so instead
+            return {"refused": f"the student's code must run as a user of its own (GRADER_USER=always), but "
+                               f"{blocked} is not readable by other users; install Python and the data where "
+                               f"every user can read them (as the autograder's setup.sh does), or set "
+                               f"GRADER_USER=auto"}
         if blocked:
             uid, account = None, (f"root: {blocked} is not readable by other users, so student code cannot "
                                   f"run as one; install Python where every user can read it (as the "
@@ -181,8 +188,6 @@ def _call(probe: str, args: dict):
 
 def _seed() -> None:
     """The same random state before every probe, so a submission gets the same numbers on every run."""
-    import random
-
     random.seed(0)
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed(0)
@@ -210,7 +215,7 @@ def serve(request_fd: int, response_fd: int, hello: dict) -> None:
     from grader import wire
 
     wire.write_message(response_fd, {"hello": hello})
-    while True:
+    while "refused" not in hello:
         try:
             request = wire.read_message(request_fd, max_bytes=2**40)
         except EOFError:

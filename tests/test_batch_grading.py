@@ -140,11 +140,13 @@ def test_results_files_follow_gradescope_and_the_same_code_scores_the_same(batch
     assert "grading: 100%" in child.stderr  # the progress bar
 
 
-def test_gradescope_layout_runs_setup_and_grades_like_the_batch(batch, submissions, autograder_zip, tmp_path):
+def test_gradescope_layout_runs_setup_and_grades_like_the_batch(batch, submissions, autograder_zip, tmp_path,
+                                                                omniglot):
     """The bundle unpacked as Gradescope does, setup.sh run with a ready interpreter, the zip unpacked by "Gradescope"."""
     import load_data
 
-    data = tmp_path / "omniglot"  # setup.sh makes the data readable by everyone: work on a copy
+    # setup.sh makes the data readable by everyone: work on a copy of the cache (`omniglot` builds it if missing)
+    data = tmp_path / "omniglot"
     data.mkdir()
     shutil.copy(load_data.data_dir() / load_data.CACHE_NAME, data / load_data.CACHE_NAME)
     root = tmp_path / "autograder"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -37,7 +38,7 @@ import probes_isolation as probes  # noqa: E402
 from grader import checks, runner, wire  # noqa: E402
 from grader import probes as grader_probes  # noqa: E402
 from grader.report import PASSED  # noqa: E402
-from grader.sandbox import InProcessSandbox, Limits, Sandbox, StudentFailure  # noqa: E402
+from grader.sandbox import InProcessSandbox, Limits, Sandbox, SandboxError, StudentFailure  # noqa: E402
 
 QUICK = replace(Limits(), call_seconds=20.0, total_seconds=120.0, startup_seconds=60.0, max_starts=4)
 # A few public tests: enough to see the score, quick enough for a test (one import of TensorFlow each run).
@@ -234,8 +235,22 @@ def test_no_network_where_the_kernel_allows(tmp_path):
         assert outcome == "connected"
 
 
+def unusable_by_other_users() -> str | None:
+    """Why another user could not run this Python with numpy (None: it can), tried as nobody (65534)."""
+    try:
+        child = subprocess.run([sys.executable, "-I", "-c", "import json, numpy"], user=65534, group=65534,
+                               extra_groups=[], capture_output=True, text=True, timeout=120, check=False)
+    except PermissionError as error:
+        return f"{sys.executable} cannot be started by other users ({error})"
+    lines = child.stderr.strip().splitlines()
+    return f"{sys.executable} fails for other users: {lines[-1] if lines else child.returncode}" \
+        if child.returncode else None
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can switch the student's code to another user")
 def test_as_root_the_code_runs_as_a_user_of_its_own_that_can_touch_nothing(tmp_path):
+    if reason := unusable_by_other_users():  # e.g. Python under /root (mode 700): see the test below
+        pytest.skip(f"no user of its own can work here: {reason}")
     secret = tmp_path / "secret.txt"  # stands for the hidden tests' expected values
     secret.write_text("expected values")
     secret.chmod(0o600)
@@ -266,6 +281,24 @@ def test_as_root_the_code_runs_as_a_user_of_its_own_that_can_touch_nothing(tmp_p
         assert not sandbox.tampered()
     assert outcome.pop("uid") == sandbox.notes["uid"] != 0
     assert set(outcome.values()) == {"denied"}, outcome
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can switch the student's code to another user")
+def test_as_root_a_user_of_its_own_that_could_not_read_the_data_runs_nothing_and_says_why(tmp_path):
+    """GRADER_USER=always refuses up front (no import of the student's code) what would fail on its first read."""
+    data = tmp_path / "data.npz"  # in pytest's folder of root, mode 700: like Python installed under /root
+    data.write_bytes(b"not for other users")
+    data.chmod(0o600)
+    imported = tmp_path / "imported.txt"
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "maml.py").write_text(f"open({str(imported)!r}, 'w').close()\n", encoding="utf-8")
+    with Sandbox(student, limits=replace(QUICK, user="always"), readable=(str(data),)) as sandbox:
+        with pytest.raises(SandboxError, match="is not readable by other users") as refused:
+            sandbox.call(probes.privileges)
+        assert sandbox.process is None and sandbox.starts == 1
+    assert "GRADER_USER=auto" in str(refused.value)
+    assert not imported.exists()
 
 
 def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
