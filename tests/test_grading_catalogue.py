@@ -233,3 +233,14 @@ def test_the_same_submission_gets_the_same_grade_twice(graded):
     assert [(t.name, t.points, t.status, t.message) for t in first.tests] == \
            [(t.name, t.points, t.status, t.message) for t in second.tests]
     assert 0 < first.points < first.max_points
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")  # the hidden module's @points
+def test_the_efficiency_verdict_reports_the_ratio_and_advises_beyond_the_bound():
+    from instructor.autograder.tests import test_efficiency
+
+    ok, message = test_efficiency.verdict(1.2, False, 0.0096, 0.008)
+    assert ok and message.startswith("A training step with your outer_loop took 1.2x the reference's time")
+    assert "(9.6 ms vs 8 ms, best of 15, compiled; bound 4x)" in message
+    ok, message = test_efficiency.verdict(41.0, True, 0.335, 0.00821)
+    assert not ok and "eagerly: it could not run as a tf.function" in message and ".numpy()" in message

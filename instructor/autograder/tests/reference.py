@@ -81,12 +81,6 @@ def tasks(split: str, seed: int, num_way: int, num_support: int, num_query: int,
     return [sampler.task(i) for i in range(count)]
 
 
-def _write_weights(arrays: dict) -> Path:
-    path = Path(tempfile.mkdtemp(prefix="grader-weights-")) / "weights.npz"
-    np.savez(path, **{name: np.asarray(value) for name, value in arrays.items()})
-    return path
-
-
 class WeightsEvaluator:
     """Query accuracy after adaptation of MAML (or MAML++) weights, measured with the reference.
 
@@ -106,18 +100,21 @@ class WeightsEvaluator:
 
     def __call__(self, weights: dict | Path, tasks: list) -> tuple[float, float]:
         """(mean, 95 % CI half-width) over ``tasks``; ValueError if the weights do not fit the model."""
-        path = Path(weights) if isinstance(weights, (str, Path)) else _write_weights(weights)
-        self.model.load_weights(path)
+        if isinstance(weights, dict):  # arrays: through a file, so load_weights checks every name and shape
+            with tempfile.TemporaryDirectory(prefix="grader-weights-") as folder:
+                np.savez(Path(folder) / "weights.npz", **{name: np.asarray(v) for name, v in weights.items()})
+                self.model.load_weights(Path(folder) / "weights.npz")
+        else:
+            self.model.load_weights(Path(weights))
         _, query = self.model.evaluate(tasks, chunk_size=1)
         return modules()[0].mean_and_ci95(query)
 
 
-def transfer_accuracy(frozen: dict, tasks: list, num_steps: int, learning_rate: float) -> tuple[float, float]:
-    """Query accuracy of the reference's transfer_learn with these frozen features."""
+def transfer_accuracy(frozen: dict, tasks: list, num_way: int, num_steps: int,
+                      learning_rate: float) -> tuple[float, float]:
+    """Query accuracy (mean, 95 % CI half-width) of the reference's transfer_learn with these frozen features."""
     maml, transfer = modules()
-    evaluate = transfer.TransferEvaluator(int(max(t.labels_support.max() for t in tasks)) + 1, num_steps,
-                                          learning_rate)
-    _, query = evaluate(frozen, tasks)
+    _, query = transfer.TransferEvaluator(num_way, num_steps, learning_rate)(frozen, tasks)
     return maml.mean_and_ci95(query)
 
 

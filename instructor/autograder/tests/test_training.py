@@ -227,7 +227,8 @@ def test_transfer_submitted_weights(submission):
     if wrong:
         raise AssertionError(f"results/transfer/weights.npz has layers of other shapes than the conv-4: {wrong}")
     tasks = validation_tasks(assignment())
-    mean, ci = reference.transfer_accuracy(frozen, tasks, hp["transfer_steps"], hp["transfer_lr"])
+    mean, ci = reference.transfer_accuracy(frozen, tasks, assignment()["num_way"], hp["transfer_steps"],
+                                           hp["transfer_lr"])
     message = (f"{percent(mean)} ± {percent(ci)} on {len(tasks)} validation tasks ({hp['transfer_steps']} head "
                f"steps, lr {hp['transfer_lr']:g}; measured with the reference; target "
                f"{percent(TRANSFER_WEIGHTS_TARGET)})")
