@@ -7,7 +7,9 @@ hold; "" for any message); a test not listed must keep full marks.
 ``tests/submissions/correct/*.py`` are correct implementations written
 differently from the reference (parameter lists, tf.map_fn, tf.vectorized_map,
 a separate tape for first order, learned inner rates switched on and off, a
-hand-written gradient, tf.while_loop): every check gives them full marks.
+hand-written gradient, tf.while_loop): every check gives them full marks. An
+entry that defines ``class MAMLPlusPlus:`` methods is graded on the extra
+credit's fixture checks.
 
 A submission holds the functions a student completes (``class MAML:`` with
 ``inner_loop``/``outer_loop``, or ``transfer_learn``); they are pasted into the
@@ -37,9 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 BUGGY = sorted((SUBMISSIONS / "buggy").glob("*.py"))
 CORRECT = sorted((SUBMISSIONS / "correct").glob("*.py"))
-TESTS_OF = {  # student file -> the graded tests of its part (no training, no efficiency)
+STUDENT_FILES = ("maml.py", "maml_transfer.py")
+TESTS_OF = {  # part -> the graded tests of that part (no training, no efficiency)
     "maml.py": [runner.PUBLIC_TESTS / "test_maml.py", HIDDEN / "test_fomaml_hidden.py"],
     "maml_transfer.py": [runner.PUBLIC_TESTS / "test_transfer.py", HIDDEN / "test_transfer_hidden.py"],
+    "MAMLPlusPlus": [HIDDEN / "test_mamlpp_hidden.py"],
+}
+NOT_RUN = {  # part -> tests its entries skip: the graph test where it does not matter, MAML++ training
+    "maml.py": ["test_training_step_runs_as_a_graph"],
+    "maml_transfer.py": [],
+    "MAMLPlusPlus": ["test_mamlpp_training_reaches_the_target", "test_mamlpp_submitted_weights"],
 }
 ALL_TESTS = [runner.PUBLIC_TESTS, HIDDEN]
 JOBS = 2  # graded at once: the machine has 2 cores
@@ -87,13 +96,13 @@ def paste(source: str, functions: dict[str, str]) -> str:
 def student_files(handout: build.Handout, functions: dict[str, str] | None) -> dict[str, str]:
     """maml.py and maml_transfer.py as the student hands them in (None: the fresh stubs)."""
     if functions is None:
-        return {path: handout.files[path].decode("utf-8") for path in TESTS_OF}
+        return {path: handout.files[path].decode("utf-8") for path in STUDENT_FILES}
     files = {}
-    for path in TESTS_OF:
+    for path in STUDENT_FILES:
         solved = handout.stubbed[path].solved
         mine = {name: code for name, code in functions.items() if name in handout.stubbed[path].todos}
         files[path] = paste(solved, mine)
-    unknown = set(functions) - {t for path in TESTS_OF for t in handout.stubbed[path].todos}
+    unknown = set(functions) - {t for path in STUDENT_FILES for t in handout.stubbed[path].todos}
     assert not unknown, f"the catalogue defines functions that are not TODOs: {sorted(unknown)}"
     return files
 
@@ -106,13 +115,13 @@ def handout() -> build.Handout:
     return build.build_handout(ROOT, allow_missing=True)
 
 
-GRAPH_TEST = "test_training_step_runs_as_a_graph"  # traces a training step: run where it matters only
-
-
-def part_of(files: dict[str, str], handout: build.Handout) -> str:
-    """The one student file a catalogue entry changes."""
-    touched = [path for path in TESTS_OF if files[path] != handout.stubbed[path].solved]
+def part_of(files: dict[str, str], functions: dict[str, str], handout: build.Handout) -> str:
+    """The one part a catalogue entry changes: a student file, or "MAMLPlusPlus" (the extra credit)."""
+    touched = [path for path in STUDENT_FILES if files[path] != handout.stubbed[path].solved]
     assert len(touched) == 1, f"a catalogue entry must change exactly one file, not {touched}"
+    if all(name.startswith("MAMLPlusPlus.") for name in functions):
+        return "MAMLPlusPlus"
+    assert not any(name.startswith("MAMLPlusPlus.") for name in functions), "MAML++ entries change MAML++ only"
     return touched[0]
 
 
@@ -125,34 +134,38 @@ def graded(handout, tmp_path_factory, omniglot) -> dict[str, Results]:
     results of its own part's tests. The public graph test runs for correct
     entries and for buggy ones that name it.
     """
-    entries = {}  # name -> (part, files, wants the graph test)
+    entries = {}  # name -> (part, files, tests it skips)
     for path in BUGGY + CORRECT:
         expect, functions = read_submission(path)
         files = student_files(handout, functions)
+        part = part_of(files, functions, handout)
         wants_graph = path in CORRECT or any(key.startswith("train_step") for key in expect)
-        entries[path.stem] = (part_of(files, handout), files, wants_graph)
+        entries[path.stem] = (part, files, [] if wants_graph and part == "maml.py" else NOT_RUN[part])
     by_part = {part: [name for name, entry in entries.items() if entry[0] == part] for part in TESTS_OF}
     maml_names, transfer_names = by_part["maml.py"], by_part["maml_transfer.py"]
     jobs = [tuple(n for n in (m, t) if n) for m, t in
             zip(maml_names, transfer_names + [None] * (len(maml_names) - len(transfer_names)))]
     assert len(transfer_names) <= len(maml_names)
+    jobs += [(name,) for name in by_part["MAMLPlusPlus"]]
     jobs += [("fresh stubs",), next(job for job in jobs if DETERMINISM in job)]  # the same run twice
 
     def grade(job: tuple[str, ...]) -> tuple[tuple[str, ...], Results]:
         folder = tmp_path_factory.mktemp("student")
-        tests, graph = [], False
+        tests, skipped = [], []
         if job == ("fresh stubs",):
-            files, tests, graph = student_files(handout, None), ALL_TESTS, True
+            files, tests = student_files(handout, None), ALL_TESTS
         else:
-            files = {path: handout.stubbed[path].solved for path in TESTS_OF}
+            files = {path: handout.stubbed[path].solved for path in STUDENT_FILES}
             for name in job:
-                part, changed, wants_graph = entries[name]
-                files[part] = changed[part]
+                part, changed, skips = entries[name]
+                files.update({path: changed[path] for path in STUDENT_FILES
+                              if changed[path] != handout.stubbed[path].solved})
                 tests += TESTS_OF[part]
-                graph = graph or wants_graph
+                skipped += skips
         for path, text in files.items():
             (folder / path).write_text(text, encoding="utf-8")
-        results, output = runner.run_tests(tests, [] if graph else ["-k", f"not {GRAPH_TEST}"], student_dir=folder)
+        select = ["-k", " and ".join(f"not {test}" for test in skipped)] if skipped else []
+        results, output = runner.run_tests(tests, select, student_dir=folder)
         assert results.tests and not results.problems, f"{job}: {results.problems}\n{output[-3000:]}"
         return job, results
 

@@ -306,13 +306,13 @@ def mamlpp_results(module, inputs: dict) -> dict:
     Groups:
         schedules   importance/t<t> (MSL), second_order_at (DA), cosine_lr (CA) at SCHEDULE_ITERATIONS,
                     constant_lr (CA off), inner_lr (LSLR: inner_lr(name, step), names sorted x steps)
-        batch_norm  bn/train, bn/eval: batch_norm_step on a fixed input (layer 1, step 2), and
-                    bn/stats/<key>: the running statistics after the training call
+        batch_norm  bn/train, bn/eval: batch_norm_step on a fixed input (layer 1, step 2) with
+                    train=True, then train=False; bn/stats/<key>: the running statistics after both
         adapt       adapt/phi/<name>, adapt/accuracies: adapt on task 0 (train=True, first order)
         outer       outer/loss, outer/accuracies_support, outer/accuracy_query: outer_loop on all tasks
                     (train=True, MSL at iteration mamlpp/iteration); grad_fo/<key>, grad_so/<key>:
                     its gradient w.r.t. every trainable variable, first and second order;
-                    eval/loss, eval/accuracy_query: outer_loop(train=False) (running statistics)
+                    eval/loss, eval/accuracy_query: outer_loop(train=False)
     """
     import numpy as np
     import tensorflow as tf
@@ -340,9 +340,9 @@ def mamlpp_results(module, inputs: dict) -> dict:
     def batch_norm():
         model = mamlpp_model(module, inputs, **MAMLPP_TECHNIQUES)
         x = tf.constant(inputs["mamlpp/bn_input"])
-        out = {"bn/train": numbers(model.batch_norm_step(x, 1, 2, True))}
+        out = {"bn/train": numbers(model.batch_norm_step(x, 1, 2, True)),
+               "bn/eval": numbers(model.batch_norm_step(x, 1, 2, False))}
         out.update({f"bn/stats/{key}": numbers(v) for key, v in model.bn_stats.items()})
-        out["bn/eval"] = numbers(model.batch_norm_step(x, 1, 2, False))
         return out
 
     def adapt():

@@ -97,15 +97,17 @@ def test_mamlpp_schedules(mamlpp_out):
 def test_mamlpp_batch_norm_step(mamlpp_out):
     """MAML++: per-step batch norm (BNRS, BNWB) in training and evaluation matches the reference"""
     parts = Parts()
-    with parts.part(2, "training: output and running statistics"):
-        results = _group(mamlpp_out, "batch_norm")
-        _check(results, "bn/train", "batch_norm_step(x, layer=1, step=2, train=True)",
-               hint="Batch statistics, then gamma * x_hat + beta of (layer, step).")
-        _check_prefix(results, "bn/stats/", "after it, the running statistic",
-                      hint="Only mean1_step2 and variance1_step2 change: (1 - m) * running + m * batch statistic.")
-    with parts.part(1, "evaluation: running statistics"):
+    with parts.part(1, "training"):
+        _check(_group(mamlpp_out, "batch_norm"), "bn/train", "batch_norm_step(x, layer=1, step=2, train=True)",
+               hint="The batch's statistics, then gamma * x_hat + beta of (layer, step).")
+    with parts.part(1, "evaluation"):
         _check(_group(mamlpp_out, "batch_norm"), "bn/eval", "batch_norm_step(x, layer=1, step=2, train=False)",
-               hint="In evaluation, normalise with the running statistics of (layer, step).")
+               hint="Evaluation normalises with the batch's statistics too.")
+    with parts.part(1, "running statistics"):
+        _check_prefix(_group(mamlpp_out, "batch_norm"), "bn/stats/",
+                      "after a training and an evaluation call, the running statistic",
+                      hint="Only the training call updates those of (layer, step): (1 - m) * running + m * batch "
+                           "statistic.")
     parts.finish()
 
 
@@ -130,7 +132,7 @@ def test_mamlpp_adapt_and_outer_loop(mamlpp_out):
     with parts.part(1, "evaluation"):
         results = _group(mamlpp_out, "outer")
         _check(results, "eval/loss", "the outer loss with train=False",
-               hint="In evaluation: the query loss after the last step (no MSL), running BN statistics.")
+               hint="In evaluation: the query loss after the last step (no MSL).")
         _check(results, "eval/accuracy_query", "accuracy_query with train=False")
     parts.finish()
 
