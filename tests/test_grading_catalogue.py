@@ -131,8 +131,8 @@ def graded(handout, tmp_path_factory, omniglot) -> dict[str, Results]:
 
     An entry that changes maml.py and one that changes maml_transfer.py are
     graded together in one run (their tests are separate parts); each gets the
-    results of its own part's tests. The public graph test runs for correct
-    entries and for buggy ones that name it.
+    results of its own part's tests. ``NOT_RUN`` tests are skipped, but the
+    public graph test runs for correct entries and for buggy ones that name it.
     """
     entries = {}  # name -> (part, files, tests it skips)
     for path in BUGGY + CORRECT:
@@ -169,7 +169,6 @@ def graded(handout, tmp_path_factory, omniglot) -> dict[str, Results]:
         assert results.tests and not results.problems, f"{job}: {results.problems}\n{output[-3000:]}"
         return job, results
 
-    graded_jobs = []
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
         graded_jobs = list(pool.map(grade, jobs))
     found = {}
