@@ -82,6 +82,9 @@ def train_to_target(student, kind: str, hp: dict, settings: dict, parts: Parts) 
         out = student.call(probes_hidden.train, {"kind": kind, "settings": settings,
                                                  "iterations": min(interval, budget - iteration)})
         fallback = fallback or out["warnings"]
+        if out["iteration"] <= iteration:  # the process running the code ended and a new one started over
+            raise AssertionError(f"training started over at iteration {out['iteration']}: the process running your "
+                                 f"code ended during training (see the other checks' messages).")
         if not isinstance(out["loss"], float) or not math.isfinite(out["loss"]):
             raise AssertionError(f"the outer loss became {out['loss']} by iteration {out['iteration']}: look at "
                                  f"the checks of outer_loop and inner_loop.")
