@@ -2,8 +2,8 @@
 
 The submission is made as a student makes it: the handout with the reference
 solutions, and real runs of the assignment's commands, shortened so CI stays
-quick (FO-MAML and MAML++: 20 iterations, 83.4 % and 82.7 % validation
-accuracy; pre-training: 2 epochs, ~90 %) but still above the targets (80 %,
+quick (FO-MAML 20 iterations, 83.4 %; MAML++ 40 iterations, since at 20 it
+measured 80.0 %, on the target; pre-training: 2 epochs, ~90 %) but still above the targets (80 %,
 85 %); the runs are deterministic. The real grader then grades it with every public and hidden
 test, training and efficiency included: full marks, the FO-MAML training check
 stopping early after 20 iterations.
@@ -35,7 +35,9 @@ RUNS = {  # results/<run> of the submission -> the command that makes it (shorte
     "fomaml": ["maml.py", "--num-iterations", "20", "--val-interval", "20", "--num-val-tasks", "10"],
     "transfer": ["maml_transfer.py", "pretrain", "--num-epochs", "2", "--val-interval", "1000",
                  "--num-val-tasks", "10"],
-    "mamlpp/mamlpp_seed0": ["maml.py", "--mamlpp", "--num-iterations", "20", "--val-interval", "20",
+    # 40, not 20: after 20 MAML++ iterations the weights measured 80.0 % on the grader's 100 tasks, on the
+    # target itself, so the submitted-weights check passed or failed by rounding
+    "mamlpp/mamlpp_seed0": ["maml.py", "--mamlpp", "--num-iterations", "40", "--val-interval", "20",
                             "--num-val-tasks", "10"],
 }
 
