@@ -196,6 +196,7 @@ def _results_json(results: Results, output: str, status: str, reason: str, ident
         "max_problems": {problem or "other": sum(t.max_points for t in results.tests if t.problem == problem)
                          for problem in dict.fromkeys(t.problem for t in results.tests)},
         "notes": results.notes,
+        "seconds": {t.name: t.seconds for t in results.tests},  # where the grading time went
     }
     return data
 
@@ -268,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("/autograder/results/results.json"))
     p.add_argument("-k", dest="keyword", default=None, help="only tests matching this pytest -k expression")
     p.add_argument("--public-only", action="store_true", help="skip the hidden tests (quick checks of the grader)")
+    p.add_argument("--timeout", type=float, default=None, help="the platform's timeout in seconds")
     args = p.parse_args(argv)
     write_results(args.results, failure_results(
         "The autograder did not finish (it was stopped, probably by the platform's time limit); "

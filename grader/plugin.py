@@ -239,6 +239,10 @@ class Recorder:
                                       f"{sandbox.notes.get('network')}")
         self.sandbox_log = sandbox.report()
 
+    def pytest_runtest_setup(self, item):
+        if self.sandbox is not None:
+            self.sandbox.label = _title(item)  # messages of the sandbox name the check that was running
+
     def pytest_terminal_summary(self, terminalreporter):
         if self.sandbox_log:
             terminalreporter.write_sep("-", "sandbox (what the student's code printed, and the limits)")
@@ -259,6 +263,7 @@ class Recorder:
     def pytest_runtest_makereport(self, item, call):
         report = yield
         result = self._result(item)
+        result.seconds = round(result.seconds + report.duration, 2)
         if result.status != PASSED:  # the first problem (setup, call or teardown) is the message
             return report
         if report.skipped:

@@ -48,6 +48,7 @@ class TestResult:
     status: str = PASSED
     message: str = ""
     problem: str = ""
+    seconds: float = 0.0  # wall time of the test (setup, call and teardown)
 
 
 @dataclass

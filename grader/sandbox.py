@@ -23,6 +23,14 @@ of the answers. The worker also cuts itself off the network and, when the
 grader runs as root, switches to a uid of its own (see ``grader/worker.py``).
 ``notes`` says what was achieved on this machine.
 
+One TensorFlow at a time: a grading container may have room for one
+TensorFlow process only (Gradescope's default: 768 MB), so starting a worker
+stops any other worker of this process first (``Limits.exclusive``). The
+hidden tests' trusted measurements run in a *reference worker*
+(``Sandbox.reference()``: the solved reference, never student code, as the
+grader's own user, any module's function as a probe), which takes turns with
+the student's worker this way; the tests are ordered so that it happens once.
+
 If the worker dies, hangs or sends garbage, the call raises
 ``StudentFailure`` with the reason and the next call starts a new worker
 (at most ``Limits.max_starts`` in all).
@@ -57,6 +65,7 @@ MAX_FAILURE_MESSAGE = 2000
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
         "worker.main(sys.argv[2])")
 UID_RANGE = (1_900_000_000, 2_000_000_000)  # far above any account: a uid of its own per sandbox
+_LIVE: list["Sandbox"] = []  # workers running in this process (at most one with Limits.exclusive)
 _TF_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
 
 
@@ -92,6 +101,7 @@ class Limits:
         user: "auto", "always" or "never" (see ``grader.worker.harden``; with "always", a worker
             whose user could not read Python or ``readable`` is not started: ``SandboxError``).
         isolate_network: cut the worker off the network where the OS allows.
+        exclusive: starting a worker stops every other worker of this process (one TensorFlow at a time).
     """
 
     call_seconds: float = 300.0  # = the per-test timeout of grader/pytest.ini
@@ -106,6 +116,7 @@ class Limits:
     max_starts: int = 8
     user: str = "auto"
     isolate_network: bool = True
+    exclusive: bool = True
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Limits":
@@ -234,8 +245,9 @@ class Sandbox:
         env: more environment variables for the worker.
     """
 
-    def __init__(self, student_dir: str | os.PathLike, *, limits: Limits | None = None,
-                 readable: tuple[str, ...] = (), env: dict[str, str] | None = None):
+    def __init__(self, student_dir: str | os.PathLike | None, *, limits: Limits | None = None,
+                 readable: tuple[str, ...] = (), env: dict[str, str] | None = None, trusted: bool = False):
+        self.trusted = trusted
         self.limits = limits or Limits.from_env()
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.total_seconds
@@ -249,15 +261,28 @@ class Sandbox:
         self.output: _OutputTail | None = None
         self.outputs: list[str] = []  # the output of every worker that ended
         self.starts = 0
+        self.yielded = 0  # stops because another worker started (not the code's fault)
+        self.label = ""  # the check running now (set by the plugin), for messages
         self.notes: dict = {}
         self._probes: dict[str, str] = {}  # probe module file -> module name in the worker
         self._uid = secrets.randbelow(UID_RANGE[1] - UID_RANGE[0]) + UID_RANGE[0]
         self._marker = f"GRADER_SANDBOX={token}"
         try:
-            self._build(Path(student_dir))
+            if trusted:
+                self.workspace = ROOT  # the grader's own files: the reference worker imports from there
+                (self.scratch / "tmp").mkdir(parents=True)
+                self.scratch.chmod(0o700)
+            else:
+                self._build(Path(student_dir))
         except BaseException:
             _remove(self.job)
             raise
+
+    @classmethod
+    def reference(cls, *, limits: Limits | None = None, env: dict[str, str] | None = None) -> "Sandbox":
+        """A worker for the grader's trusted measurements (the solved reference; no student code ever runs there)."""
+        limits = replace(limits or Limits.from_env(), user="never", isolate_network=False)
+        return cls(None, limits=limits, env=env, trusted=True)
 
     # ------------------------------------------------------------ folders
 
@@ -282,7 +307,7 @@ class Sandbox:
 
     def _grader_digest(self) -> dict[str, str]:
         """Digests of the grader's files in the worker's folder (everything but the student's files)."""
-        if not self.workspace.is_dir():
+        if self.trusted or not self.workspace.is_dir():
             return {}
         return {p: d for p, d in _digest(self.workspace).items() if p not in STUDENT_FILES}
 
@@ -295,6 +320,8 @@ class Sandbox:
         """``module:function`` of a probe in the worker; a probe module outside grader/ is copied in."""
         if isinstance(probe, str):
             return probe
+        if self.trusted:
+            return f"{probe.__module__}:{probe.__qualname__}"
         source = Path(inspect.getsourcefile(probe)).resolve()
         name = f"{probe.__qualname__}"
         if source.parent == GRADER_DIR:
@@ -333,7 +360,11 @@ class Sandbox:
         return env
 
     def _start(self) -> None:
-        if self.starts >= self.limits.max_starts:
+        if self.limits.exclusive:
+            for other in [w for w in _LIVE if w is not self]:
+                other.yielded += 1
+                other._stop()
+        if self.starts - self.yielded >= self.limits.max_starts:
             raise StudentFailure("error", f"not run: the process running your code already ended "
                                           f"{self.starts} times; fix the errors reported for earlier checks first.")
         request_read, request_write = os.pipe()
@@ -343,6 +374,7 @@ class Sandbox:
             "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
             "request_fd": request_read, "response_fd": response_write,
             "user": limits.user, "uid": self._uid, "gid": self._uid, "isolate_network": limits.isolate_network,
+            "trusted": self.trusted,
             "limits": {"memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds,
                        "file_bytes": limits.file_bytes, "processes": limits.processes},
         }
@@ -354,6 +386,7 @@ class Sandbox:
         finally:
             os.close(request_read)
             os.close(response_write)
+        _LIVE.append(self)
         self.starts += 1
         self._request, self._response = request_write, response_read
         self.output = _OutputTail(self.process.stdout, self.limits.output_bytes)
@@ -373,6 +406,8 @@ class Sandbox:
     def _stop(self) -> None:
         """Ends the worker and everything it started."""
         process, self.process = self.process, None
+        if self in _LIVE:
+            _LIVE.remove(self)
         if process is None:
             return
         try:

@@ -173,11 +173,11 @@ def harden(config: dict) -> dict:
             "limits_refused": refused}
 
 
-def _call(probe: str, args: dict):
+def _call(probe: str, args: dict, trusted: bool = False):
     import importlib
 
     module_name, _, function_name = probe.partition(":")
-    if not module_name.startswith("grader."):
+    if not trusted and not module_name.startswith("grader."):
         raise ValueError(f"not a grader probe: {probe!r}")
     function = importlib.import_module(module_name)
     for part in function_name.split("."):
@@ -211,7 +211,7 @@ def _describe(error: BaseException) -> dict:
     return {"status": status, "message": message}
 
 
-def serve(request_fd: int, response_fd: int, hello: dict) -> None:
+def serve(request_fd: int, response_fd: int, hello: dict, trusted: bool = False) -> None:
     from grader import wire
 
     wire.write_message(response_fd, {"hello": hello})
@@ -221,7 +221,7 @@ def serve(request_fd: int, response_fd: int, hello: dict) -> None:
         except EOFError:
             return
         try:
-            answer = {"result": _call(request["probe"], request.get("args") or {})}
+            answer = {"result": _call(request["probe"], request.get("args") or {}, trusted)}
         except BaseException as error:  # noqa: BLE001 - whatever the student's code raised is reported
             try:
                 answer = {"failure": _describe(error)}
@@ -242,7 +242,14 @@ def main(config_text: str) -> None:
     from grader import wire  # noqa: F401 - imported while the Python installation is surely readable
 
     config = json.loads(config_text)
-    hello = harden(config)
-    serve(config["request_fd"], config["response_fd"], hello)
+    if config.get("trusted"):  # the grader's reference measurements: no student code, the grader's own user
+        if sys.platform.startswith("linux"):
+            _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.chdir(config["scratch"])
+        hello = {"uid": os.getuid(), "own_uid": False, "account": "the grader (reference worker)",
+                 "network": "not isolated: no student code", "limits_refused": []}
+    else:
+        hello = harden(config)
+    serve(config["request_fd"], config["response_fd"], hello, bool(config.get("trusted")))
     sys.stdout.flush()
     os._exit(0)
