@@ -54,7 +54,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from grader import wire
+from grader import budget, container, wire
 
 GRADER_DIR = Path(__file__).resolve().parent
 ROOT = GRADER_DIR.parent  # the handout folder (in the autograder: its source/)
@@ -67,6 +67,11 @@ BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker;
 UID_RANGE = (1_900_000_000, 2_000_000_000)  # far above any account: a uid of its own per sandbox
 _LIVE: list["Sandbox"] = []  # workers running in this process (at most one with Limits.exclusive)
 _TF_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
+RESIDENT_RESERVE = 96 * 2**20  # kept free for the grader's pytest process growing and the results file
+# The least a worker gets: `python -c "import tensorflow"` alone holds ~205 MiB of anonymous memory (TF 2 on
+# CPU, measured); the grader's checks need more than that, so a container this small cannot grade well anyway.
+RESIDENT_FLOOR = 256 * 2**20
+WATCH_SECONDS = (0.2, 0.05)  # how often the watchdog samples the worker's memory: below / above 3/4 of the limit
 
 
 class StudentFailure(Exception):
@@ -102,6 +107,9 @@ class Limits:
             whose user could not read Python or ``readable`` is not started: ``SandboxError``).
         isolate_network: cut the worker off the network where the OS allows.
         exclusive: starting a worker stops every other worker of this process (one TensorFlow at a time).
+        resident_bytes: resident memory of the worker's process tree; 0: derived from the container, see
+            ``grader.container`` and ``resident_limit``; negative: none. A worker above it is killed and the
+            call fails with "your code used more than N MB" (the next call starts a new worker).
     """
 
     call_seconds: float = 300.0  # = the per-test timeout of grader/pytest.ini
@@ -117,6 +125,7 @@ class Limits:
     user: str = "auto"
     isolate_network: bool = True
     exclusive: bool = True
+    resident_bytes: int = 0
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Limits":
@@ -136,6 +145,21 @@ class Limits:
         if limits.user not in ("auto", "always", "never"):
             raise SandboxError(f"GRADER_USER must be auto, always or never, not {limits.user!r}")
         return limits
+
+
+def resident_limit(limits: Limits) -> int | None:
+    """The resident memory a worker may use (bytes), or None: no limit beyond ``Limits.memory_bytes``.
+
+    ``limits.resident_bytes`` when it is set; else the container's memory limit
+    (its cgroup) minus what this grader process holds now minus
+    ``RESIDENT_RESERVE``, at least ``RESIDENT_FLOOR``; no container limit: None.
+    """
+    if limits.resident_bytes:
+        return limits.resident_bytes if limits.resident_bytes > 0 else None
+    total = container.memory_limit_bytes()
+    if total is None:
+        return None
+    return max(total - container.own_resident_bytes() - RESIDENT_RESERVE, RESIDENT_FLOOR)
 
 
 class _OutputTail:
@@ -264,6 +288,10 @@ class Sandbox:
         self.yielded = 0  # stops because another worker started (not the code's fault)
         self.label = ""  # the check running now (set by the plugin), for messages
         self.notes: dict = {}
+        self.peaks: list[int] = []  # peak resident memory of every worker started (bytes, sampled)
+        self._over_memory = 0  # the watchdog killed the current worker at this resident memory
+        self._resident_limit: int | None = None
+        self._oom_kills: int | None = None  # the container's OOM kill count when the worker started
         self._probes: dict[str, str] = {}  # probe module file -> module name in the worker
         self._uid = secrets.randbelow(UID_RANGE[1] - UID_RANGE[0]) + UID_RANGE[0]
         self._marker = f"GRADER_SANDBOX={token}"
@@ -370,6 +398,8 @@ class Sandbox:
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         limits = self.limits
+        self._over_memory, self._oom_kills = 0, container.oom_kills()
+        self._resident_limit = None if self.trusted else resident_limit(limits)  # the reference: watched only
         config = {
             "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
             "request_fd": request_read, "response_fd": response_write,
@@ -388,6 +418,9 @@ class Sandbox:
             os.close(response_write)
         _LIVE.append(self)
         self.starts += 1
+        self.peaks.append(0)
+        threading.Thread(target=self._watch, args=(self.process, self._resident_limit, len(self.peaks) - 1),
+                         daemon=True).start()
         self._request, self._response = request_write, response_read
         self.output = _OutputTail(self.process.stdout, self.limits.output_bytes)
         deadline = min(time.monotonic() + limits.startup_seconds, self.deadline)
@@ -402,6 +435,22 @@ class Sandbox:
             raise SandboxError(f"the grader could not start the process for the student's code: "
                                f"{hello['refused']}")
         self.notes = {key: hello.get(key) for key in ("uid", "own_uid", "account", "network", "limits_refused")}
+        self.notes.update(resident_limit=self._resident_limit, resident_peaks=self.peaks)
+
+    def _watch(self, process: subprocess.Popen, limit: int | None, index: int) -> None:
+        """Samples the resident memory of the worker's session until it ends; kills it above ``limit``."""
+        while process.poll() is None:
+            used = container.resident_bytes(process.pid)  # the worker leads a session of its own
+            self.peaks[index] = max(self.peaks[index], used)
+            if limit is not None and used > limit and process.poll() is None:
+                if self.process is process:
+                    self._over_memory = used
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                return
+            time.sleep(WATCH_SECONDS[limit is not None and used > limit * 3 // 4])
 
     def _stop(self) -> None:
         """Ends the worker and everything it started."""
@@ -458,12 +507,14 @@ class Sandbox:
         """
         name = self._probe_name(probe)
         what = name.split(":")[-1]
-        if time.monotonic() >= self.deadline:
-            raise StudentFailure("error", f"not run: the grader's total time limit of "
-                                          f"{self.limits.total_seconds:g} s was used up by earlier checks.")
+        if time.monotonic() >= self.deadline or budget.left() <= 0:
+            raise StudentFailure("error", budget.spent_message([]) if budget.left() <= 0 else
+                                 f"not run: the grader's total time limit of {self.limits.total_seconds:g} s was "
+                                 f"used up by earlier checks.")
         if self.process is None:
             self._start()
-        limit = max(min(timeout or self.limits.call_seconds, self.deadline - time.monotonic()), 0.0)
+        wanted = timeout or self.limits.call_seconds
+        limit = max(min(wanted, self.deadline - time.monotonic(), budget.left()), 0.0)
         message = wire.encode({"probe": name, "args": args or {}})
         done = False
         try:
@@ -472,7 +523,11 @@ class Sandbox:
             answer = wire.read_message(self._response, max_bytes=self.limits.message_bytes, deadline=deadline)
             done = True
         except TimeoutError:
-            raise StudentFailure("error", f"took longer than {limit:g} s, the limit of this check: look for "
+            if limit < wanted:
+                raise StudentFailure("error", f"not finished after {limit:.0f} s, when the time budget of the whole "
+                                              f"grading ran out: look for an endless loop, or work repeated far more "
+                                              f"often than needed.") from None
+            raise StudentFailure("error", f"took longer than {limit:.0f} s, the limit of this check: look for "
                                           f"an endless loop, or work repeated far more often than needed.") from None
         except (EOFError, BrokenPipeError):
             raise StudentFailure("error", self._death(what)) from None
@@ -508,10 +563,20 @@ class Sandbox:
                 code = process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 code = None
+        over_memory, limit = self._over_memory, self._resident_limit
         self._stop()
         lines = self.outputs[-1].strip().splitlines() if self.outputs else []
         tail = [line for line in lines if not _TF_NOISE.match(line)][-6:]
-        if code is not None and code < 0:
+        oom_killed = (code == -signal.SIGKILL and self._oom_kills is not None
+                      and (container.oom_kills() or 0) > self._oom_kills)
+        if code == -signal.SIGKILL and (over_memory or oom_killed):
+            total = container.memory_limit_bytes()
+            has = f" (the grading container has {total // 2**20} MB for everything)" if total else ""
+            who, used = (("the grader", f"{limit // 2**20} MB of memory") if over_memory and limit else
+                         ("the system", "the container's memory limit"))
+            text = (f"your code used more than {used} in {self.label or what}: {who} stopped it{has}. "
+                    f"Look for lists or arrays that grow without bound, or tensors kept from every iteration.")
+        elif code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
             reason = {
                 "SIGXCPU": f"it used more than {self.limits.cpu_seconds:g} s of CPU time",
@@ -539,6 +604,11 @@ class Sandbox:
                  f"{notes.get('network', '(never started)')}; {self.starts} worker start(s); limits{refused} "
                  + json.dumps({k: v for k, v in asdict(self.limits).items()
                                if k in ("call_seconds", "total_seconds", "memory_bytes", "cpu_seconds")})]
+        if self.peaks:
+            limit = self._resident_limit
+            lines.append(f"sandbox memory: resident limit {f'{limit // 2**20} MiB' if limit else 'none'}; "
+                         + ", ".join(f"worker {n}: peak resident memory {peak / 2**20:.0f} MiB"
+                                     for n, peak in enumerate(self.peaks, 1)))
         outputs = self.outputs + ([self.output.text()] if self.process is not None and self.output else [])
         for number, text in enumerate(outputs, 1):
             if text.strip():
