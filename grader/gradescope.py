@@ -47,6 +47,8 @@ from grader.sandbox import STUDENT_FILES, Limits
 
 HIDDEN_TESTS = runner.ROOT / "instructor" / "autograder"  # in the bundle's source/, as in the instructor's tree
 HIDDEN_VISIBILITY_ENV = "GRADER_HIDDEN_VISIBILITY"  # Gradescope visibility of hidden tests' results
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")  # Gradescope's
+DEFAULT_HIDDEN_VISIBILITY = "after_due_date"  # hidden tests' results are shown once the due date has passed
 GRADER_FILES = ("grader", HIDDEN_TESTS.relative_to(runner.ROOT).as_posix(), "load_data.py")  # must not change
 MARGIN_SECONDS = 120  # for the test process beyond the sandbox's total limit
 
@@ -181,8 +183,24 @@ def grader_digest(root: Path = runner.ROOT) -> str:
 
 def _results_json(results: Results, output: str, status: str, reason: str, identity: Identity,
                   started: float) -> dict:
+    """Gradescope's results.json for ``results``.
+
+    Hidden tests get the visibility ``GRADER_HIDDEN_VISIBILITY`` names (default
+    ``after_due_date``: students see them once the due date has passed; a
+    course that shows them at once sets ``visible``); a value Gradescope does
+    not know falls back to the default, with a note in the instructor's log
+    (``extra_data["notes"]``). Extra-credit tests have ``max_score`` 0
+    (``grader.report.to_gradescope``): the tests add up to the assignment's
+    total, and ``extra_data`` says how much of ``score`` is extra credit.
+    """
     data = to_gradescope(results, output)
-    hidden_visibility = os.environ.get(HIDDEN_VISIBILITY_ENV, "visible")
+    notes = list(results.notes)
+    hidden_visibility = os.environ.get(HIDDEN_VISIBILITY_ENV, "").strip() or DEFAULT_HIDDEN_VISIBILITY
+    if hidden_visibility not in VISIBILITIES:
+        notes.append(f"{HIDDEN_VISIBILITY_ENV}={hidden_visibility!r} is not a Gradescope visibility "
+                     f"({', '.join(VISIBILITIES)}): hidden tests are {DEFAULT_HIDDEN_VISIBILITY}.")
+        print(f"note: {notes[-1]}", file=sys.stderr)  # the instructor's log
+        hidden_visibility = DEFAULT_HIDDEN_VISIBILITY
     hidden_prefix = HIDDEN_TESTS.relative_to(runner.ROOT).as_posix() + "/"
     for test, entry in zip(results.tests, data["tests"]):
         if test.id.startswith(hidden_prefix):
@@ -191,11 +209,13 @@ def _results_json(results: Results, output: str, status: str, reason: str, ident
     data["extra_data"] = {
         "name": identity.name, "student_number": identity.student_number, "version": identity.version,
         "status": status, "reason": reason, "graded_with": version.current(),
+        "max_score": results.base_max_points,  # the assignment's total; score may go beyond it
+        "extra_credit": results.extra_points, "max_extra_credit": results.extra_max_points,
         "problems": {problem or "other": sum(t.points for t in results.tests if t.problem == problem)
                      for problem in dict.fromkeys(t.problem for t in results.tests)},
         "max_problems": {problem or "other": sum(t.max_points for t in results.tests if t.problem == problem)
                          for problem in dict.fromkeys(t.problem for t in results.tests)},
-        "notes": results.notes,
+        "notes": notes,
         "seconds": {t.name: t.seconds for t in results.tests},  # where the grading time went
     }
     return data

@@ -274,7 +274,9 @@ class Recorder:
             status, message = describe_failure(error)
             earned = error.fraction * result.max_points if isinstance(error, PartialCredit) else 0.0
             if isinstance(error, PartialCredit) and error.fraction == 1.0:
-                status = PASSED
+                status = PASSED  # a passed check with a note: passed for pytest too (its summary, -x)
+                if call.when == "call":  # a passed setup would go on to run the test
+                    report.outcome, report.longrepr = "passed", None
             result.status, result.points, result.message = status, earned, message
         return report
 

@@ -23,6 +23,11 @@ TODO = "todo"  # the student's code raised NotImplementedError: a TODO is not do
 SKIPPED = "skipped"
 STATUSES = (PASSED, FAILED, ERROR, TODO, SKIPPED)
 
+# The problem whose points are extra credit, beyond the assignment's total: the MAML++ checks
+# (instructor/autograder/tests/test_mamlpp_hidden.py's PROBLEM). Gradescope gets them with max_score 0,
+# so a student sees X/40 and the extra points on top; the table and the gradebook show them apart.
+EXTRA_CREDIT = "Extra credit: MAML++"
+
 
 @dataclass
 class TestResult:
@@ -37,6 +42,7 @@ class TestResult:
         message: what went wrong and what to do about it ("" when passed).
         problem: the part of the assignment it belongs to, e.g. "FO-MAML implementation"
             (the test module's ``PROBLEM``, or a ``problem`` mark); the gradebook adds points per problem.
+            ``EXTRA_CREDIT``'s points are extra credit.
     """
 
     __test__ = False  # not a pytest test class
@@ -50,6 +56,11 @@ class TestResult:
     problem: str = ""
     seconds: float = 0.0  # wall time of the test (setup, call and teardown)
 
+    @property
+    def extra_credit(self) -> bool:
+        """Whether the test's points are extra credit (beyond the assignment's total)."""
+        return self.problem == EXTRA_CREDIT
+
 
 @dataclass
 class Results:
@@ -62,11 +73,33 @@ class Results:
 
     @property
     def points(self) -> float:
+        """Every point earned, extra credit included (Gradescope's score)."""
         return sum(t.points for t in self.tests)
 
     @property
     def max_points(self) -> float:
+        """What every test is worth, extra credit included."""
         return sum(t.max_points for t in self.tests)
+
+    @property
+    def base_points(self) -> float:
+        """The points earned on the assignment itself (extra credit not included)."""
+        return sum(t.points for t in self.tests if not t.extra_credit)
+
+    @property
+    def base_max_points(self) -> float:
+        """The assignment's total (extra credit not included)."""
+        return sum(t.max_points for t in self.tests if not t.extra_credit)
+
+    @property
+    def extra_points(self) -> float:
+        """The extra-credit points earned."""
+        return sum(t.points for t in self.tests if t.extra_credit)
+
+    @property
+    def extra_max_points(self) -> float:
+        """The extra-credit points there are (0 when no extra-credit test ran)."""
+        return sum(t.max_points for t in self.tests if t.extra_credit)
 
     @property
     def all_passed(self) -> bool:
@@ -95,7 +128,11 @@ def _number(value: float) -> str:
 
 
 def format_table(results: Results, width: int | None = None) -> str:
-    """The summary table: one row per test, its message wrapped below it, then totals."""
+    """The summary table: one row per test, its message wrapped below it, then totals.
+
+    The total is the assignment's ("x/40"); extra-credit tests, when any ran, add a
+    line of their own ("extra credit: y/8").
+    """
     width = width or max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
     rule = f"  {'-' * 7}  {'-' * 7}  {'-' * (width - 20)}"
     lines = [f"  {'points':>7}  {'result':<7}  test", rule]
@@ -106,24 +143,39 @@ def format_table(results: Results, width: int | None = None) -> str:
             lines.extend(textwrap.wrap(paragraph, width=width, initial_indent=" " * 20,
                                        subsequent_indent=" " * 22) or [""])
     lines.append(rule)
-    total = f"{_number(results.points)}/{_number(results.max_points)}"
+    total = f"{_number(results.base_points)}/{_number(results.base_max_points)}"
     counts = {status: sum(t.status == status for t in results.tests) for status in STATUSES}
     lines.append(f"  {total:>7}  {'total':<7}  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if any(t.extra_credit for t in results.tests):
+        extra = f"{_number(results.extra_points)}/{_number(results.extra_max_points)}"
+        lines.append(f"  {extra:>7}  {'extra':<7}  extra credit: {extra}, on top of the total")
     for problem in results.problems:
         lines.append(f"  PROBLEM: {problem}")
     return "\n".join(lines)
 
 
+def _gradescope_test(test: TestResult) -> dict:
+    message = test.message
+    if test.extra_credit:  # max_score 0: Gradescope counts the score beyond the assignment's total
+        message = "\n".join(filter(None, [f"Extra credit: {_number(test.points)} of up to "
+                                           f"{_number(test.max_points)} extra points.", message]))
+    return {"name": test.name, "score": test.points, "max_score": 0.0 if test.extra_credit else test.max_points,
+            "status": "passed" if test.status == PASSED else "failed",
+            "output": message, "visibility": "visible", **({"tags": [test.problem]} if test.problem else {})}
+
+
 def to_gradescope(results: Results, output: str = "") -> dict:
-    """``results`` in Gradescope's ``results.json`` schema (score, tests[], output)."""
+    """``results`` in Gradescope's ``results.json`` schema (score, tests[], output).
+
+    ``score`` is every point earned; extra-credit tests (``EXTRA_CREDIT``) keep
+    their score but have ``max_score`` 0, so the tests' maximum is the
+    assignment's total and Gradescope shows the extra points on top of it.
+    """
     summary = "\n".join(filter(None, [output, *(f"PROBLEM: {p}" for p in results.problems)]))
     return {
         "score": results.points,
         "output": summary,
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": [{"name": t.name, "score": t.points, "max_score": t.max_points,
-                   "status": "passed" if t.status == PASSED else "failed",
-                   "output": t.message, "visibility": "visible", **({"tags": [t.problem]} if t.problem else {})}
-                  for t in results.tests],
+        "tests": [_gradescope_test(t) for t in results.tests],
     }

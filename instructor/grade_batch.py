@@ -15,7 +15,9 @@ Writes, in ``--out``:
 * ``results/<zip name>.json``: the Gradescope-schema results of each student;
 * ``logs/<zip name>.log``: what the grader printed (the student's output included);
 * ``gradebook.csv`` (UTF-8 with BOM, so spreadsheets show Hangul names):
-  name, student number, file, score, max score, points per problem, status
+  name, student number, file, score (Gradescope's: extra credit included),
+  max score (the assignment's total, extra credit not included), extra credit
+  (the part of the score that is extra credit), points per problem, status
   (graded, rejected, error, flagged), and the reason.
 
 One bad zip never stops the batch: a damaged zip, a wrong file name, missing
@@ -23,12 +25,14 @@ pieces, another handout version, a crash or a time-out of the grader each
 give a row with score 0 and the reason. A job that changed the grader's files
 is flagged (score 0), and the next job starts from a fresh copy anyway.
 Other files in the folder are listed as not graded. A progress bar shows
-the work; a summary table follows at the end.
+the work (on a terminal, with the submissions being graded); a summary table
+follows at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -37,8 +41,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from grader import submission as submission_format  # noqa: E402
 from grader.gradescope import grader_digest  # noqa: E402
+from grader.report import EXTRA_CREDIT  # noqa: E402
 from instructor.gradescope_local import unpack_bundle  # noqa: E402
 from load_data import atomic_output  # noqa: E402
 
@@ -61,8 +67,9 @@ class Row:
     file: str
     name: str = ""
     student_number: str = ""
-    score: float = 0.0
-    max_score: float = 0.0
+    score: float = 0.0  # Gradescope's score: extra credit included
+    max_score: float = 0.0  # the assignment's total: extra credit not included
+    extra_credit: float = 0.0  # the part of score that is extra credit
     problems: dict[str, float] = field(default_factory=dict)
     status: str = "error"
     reason: str = ""
@@ -91,8 +98,10 @@ def row_from_results(path: Path, data: dict, seconds: float) -> Row:
     row = Row(path.name, str(extra.get("name") or name), str(extra.get("student_number") or number),
               seconds=seconds)
     row.score = float(data.get("score") or 0.0)
+    # extra-credit tests have max_score 0 (grader.report.to_gradescope): the sum is the assignment's total
     row.max_score = float(sum(float(t.get("max_score") or 0.0) for t in tests if isinstance(t, dict)))
     row.problems = {str(k): float(v) for k, v in (extra.get("problems") or {}).items()}
+    row.extra_credit = float(extra.get("extra_credit", row.problems.get(EXTRA_CREDIT, 0.0)) or 0.0)
     row.status = str(extra.get("status") or ("graded" if tests else "error"))
     row.reason = str(extra.get("reason") or data.get("output") or "")
     return row
@@ -129,7 +138,7 @@ def grade_one(path: Path, pristine: Path, out: Path, *, arguments: list[str], ti
                           f"see logs/{log_path.name}")
     row = row_from_results(path, data, time.monotonic() - started)
     if changed:
-        row.score, row.status = 0.0, "flagged"
+        row.score, row.extra_credit, row.status = 0.0, 0.0, "flagged"
         row.reason = "the grader's files changed while this submission ran: review it by hand"
     return row
 
@@ -139,10 +148,11 @@ def write_gradebook(rows: list[Row], path: Path) -> list[str]:
     problems = list(dict.fromkeys(p for row in rows for p in row.problems))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["name", "student_number", "file", "score", "max_score", *problems, "status", "reason"])
+    writer.writerow(["name", "student_number", "file", "score", "max_score", "extra_credit", *problems, "status",
+                     "reason"])
     for row in rows:
         writer.writerow([row.name, row.student_number, row.file, f"{row.score:g}", f"{row.max_score:g}",
-                         *(f"{row.problems.get(p, 0.0):g}" for p in problems), row.status,
+                         f"{row.extra_credit:g}", *(f"{row.problems.get(p, 0.0):g}" for p in problems), row.status,
                          " ".join(row.reason.split())])
     with atomic_output(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8-sig")
@@ -165,6 +175,48 @@ def summary(rows: list[Row], seconds: float, width: int = 100) -> str:
               f"min {graded[0]:g}, max {graded[-1]:g}") if graded else ""
     lines.append(f"  {len(rows)} submissions in {seconds:.0f} s: {counts}{spread}")
     return "\n".join(lines)
+
+
+class Progress:
+    """The bar's description names the submissions being graded, on a terminal only (quiet in a log)."""
+
+    WIDTH = 60  # characters of names in the description
+
+    def __init__(self, bar, interactive: bool):
+        self.bar, self.interactive = bar, interactive
+        self.active: dict[str, float] = {}  # name -> when its grading started
+        self.lock = threading.Lock()
+
+    def _describe(self) -> None:
+        now = time.monotonic()
+        names = ", ".join(f"{name} ({(now - start) / 60:.0f} min)" if now - start >= 60 else name
+                          for name, start in self.active.items())
+        if len(names) > self.WIDTH:
+            names = names[:self.WIDTH - 3] + "..."
+        self.bar.set_description(f"grading {names}" if names else "grading", refresh=True)
+
+    @contextlib.contextmanager
+    def grading(self, name: str):
+        key = name
+        with self.lock:
+            while key in self.active:  # two zips of one student at once
+                key += "'"
+            self.active[key] = time.monotonic()
+            if self.interactive:
+                self._describe()
+        try:
+            yield
+        finally:
+            with self.lock:
+                del self.active[key]
+                if self.interactive:
+                    self._describe()
+
+    def tick(self) -> None:
+        """Refreshes the bar (its elapsed time), as a job takes minutes between updates."""
+        if self.interactive:
+            with self.lock:
+                self._describe()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -215,13 +267,21 @@ def main(argv: list[str] | None = None) -> int:
               f"({(pristine / 'grader' / 'VERSION').read_text().strip()}), {args.jobs} at a time ...", flush=True)
         with ThreadPoolExecutor(max_workers=args.jobs) as pool, \
                 tqdm(total=len(zips), unit="submission", desc="grading", file=sys.stderr) as bar:
-            futures = {pool.submit(grade_one, path, pristine, args.out, arguments=arguments,
-                                   timeout=args.timeout, env=env): path for path in zips}
-            for future in as_completed(futures):
-                row = future.result()
-                rows.append(row)
-                bar.set_postfix_str(f"{row.name or row.file[:20]}: {row.score:g} {row.status}", refresh=False)
-                bar.update()
+            progress = Progress(bar, interactive=sys.stderr.isatty())
+
+            def job(path: Path) -> Row:
+                with progress.grading(_identity(path)[0] or path.stem):
+                    return grade_one(path, pristine, args.out, arguments=arguments, timeout=args.timeout, env=env)
+
+            pending = {pool.submit(job, path) for path in zips}
+            while pending:
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    row = future.result()
+                    rows.append(row)
+                    bar.set_postfix_str(f"{row.name or row.file[:20]}: {row.score:g} {row.status}", refresh=False)
+                    bar.update()
+                progress.tick()
     rows.sort(key=lambda r: (r.name.casefold(), r.student_number, r.file))
     full = max((r.max_score for r in rows), default=0.0)
     for row in rows:  # a refused submission has no tests, but the same maximum as everyone

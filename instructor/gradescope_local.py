@@ -15,18 +15,28 @@ default: this one). Then it runs ``run_autograder`` with ``AUTOGRADER_ROOT``
 pointing at the folder and prints the score and the results file. Arguments
 after ``--`` go to ``run_autograder`` (and on to ``python -m grader.gradescope``).
 
+What ``run_autograder`` prints is saved in ``results/stdout``, as Gradescope
+keeps it. On a terminal it is also shown as it comes, under a line with the
+time spent so far (grading takes minutes); otherwise its end is printed
+once grading is over.
+
 Exit status: 0 when a valid results file was written, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -62,10 +72,66 @@ def place_submission(submission: Path, folder: Path, keep_zip: bool) -> None:
         shutil.copy(submission, folder / submission.name)
 
 
+def run_logged(command: list[str], log_path: Path, *, cwd: Path, env: dict[str, str], timeout: float | None = None,
+               show: bool = False) -> int:
+    """Runs ``command`` with its output (stdout and stderr) saved in ``log_path``; returns its exit status.
+
+    With ``show``, every line is also written to this process's stdout as it
+    comes, under a line on stderr with the time spent so far.
+
+    Raises:
+        subprocess.TimeoutExpired: the command ran longer than ``timeout`` seconds (it is killed, with
+            everything it started, as on Ctrl-C).
+    """
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    lines: queue.Queue = queue.Queue()
+    with open(log_path, "w", encoding="utf-8") as log, \
+            subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, errors="replace", start_new_session=True) as child, \
+            tqdm(desc="grading", bar_format="{desc}: {elapsed} so far", file=sys.stderr, disable=not show,
+                 leave=False) as clock:
+        def read() -> None:
+            try:
+                for line in child.stdout:
+                    lines.put(line)
+            except (OSError, ValueError):  # the pipe was closed: the command was stopped
+                pass
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=1.0)
+                except queue.Empty:
+                    line = ""
+                if line is None:
+                    break
+                if line:
+                    log.write(line)
+                    log.flush()
+                    if show:
+                        clock.write(line.rstrip("\n"), file=sys.stdout)
+                clock.refresh()
+                if timeout is not None and time.monotonic() - started > timeout:
+                    raise subprocess.TimeoutExpired(command, timeout)
+        except BaseException:  # a time-out, Ctrl-C: nothing of the run goes on
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
+            raise
+        return child.wait()
+
+
 def run(submission: Path, bundle: Path, root: Path, *, python: str, setup: bool = False, keep_zip: bool = False,
         arguments: list[str] | None = None, env: dict[str, str] | None = None,
-        timeout: float | None = None) -> dict:
-    """Grades ``submission`` with ``bundle`` in a Gradescope layout at ``root``; returns results.json."""
+        timeout: float | None = None, show: bool = False) -> dict:
+    """Grades ``submission`` with ``bundle`` in a Gradescope layout at ``root``; returns results.json.
+
+    ``show``: stream run_autograder's output to the terminal as it comes (it is
+    saved in results/stdout either way).
+    """
     for sub in ("source", "submission", "results"):
         if (root / sub).exists():
             shutil.rmtree(root / sub)
@@ -73,12 +139,12 @@ def run(submission: Path, bundle: Path, root: Path, *, python: str, setup: bool 
     unpack_bundle(bundle, root)
     place_submission(submission, root / "submission", keep_zip)
     (root / "results").mkdir()
-    environment = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": python, **(env or {})}
+    environment = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": python, "PYTHONUNBUFFERED": "1",
+                   **(env or {})}
     if setup:
         subprocess.run([str(root / "setup.sh")], env=environment, check=True, timeout=timeout)
-    child = subprocess.run([str(root / "run_autograder"), *(arguments or [])], cwd=root, env=environment,
-                           timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    (root / "results" / "stdout").write_text(child.stdout, encoding="utf-8")  # as Gradescope keeps it
+    run_logged([str(root / "run_autograder"), *(arguments or [])], root / "results" / "stdout",  # as Gradescope
+               cwd=root, env=environment, timeout=timeout, show=show)
     return json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
 
 
@@ -100,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no bundle at {args.bundle}: run `python -m instructor.release` first", file=sys.stderr)
         return 1
     root = (args.root or Path(tempfile.mkdtemp(prefix="autograder-"))).resolve()
+    show = sys.stderr.isatty() and sys.stdout.isatty()  # a terminal: the log as it comes; else its end, after
     try:
         results = run(args.submission.resolve(), args.bundle.resolve(), root, python=args.python,
-                      setup=args.setup, keep_zip=args.keep_zip, arguments=passed)
+                      setup=args.setup, keep_zip=args.keep_zip, arguments=passed, show=show)
         log = (root / "results" / "stdout").read_text(encoding="utf-8")
     except (OSError, ValueError, subprocess.SubprocessError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -110,9 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.root is None and not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(log[-4000:])
+    if not show:
+        print(log[-4000:])
     print(json.dumps(results, indent=2, ensure_ascii=False)[:20000])
-    print(f"\nscore {results.get('score')}" + (f" (layout kept in {root})" if root.exists() else ""))
+    extra = results.get("extra_data") if isinstance(results.get("extra_data"), dict) else {}
+    score = f"score {results.get('score')}" + (f"/{extra['max_score']:g}" if "max_score" in extra else "")
+    if extra.get("max_extra_credit"):
+        score += f" (extra credit {extra.get('extra_credit', 0):g}/{extra['max_extra_credit']:g} included)"
+    print(f"\n{score}" + (f" (layout kept in {root})" if root.exists() else ""))
     return 0
 
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import submission  # noqa: E402
+from grader.report import EXTRA_CREDIT  # noqa: E402
 from instructor.release import build, bundle  # noqa: E402
 
 SUBSET = "inner_loop_outputs or transfer_learn_head"  # 2 + 3 points, one TensorFlow start per submission
@@ -111,6 +112,7 @@ def test_every_submission_gets_a_row_with_a_score_and_a_reason(batch, submission
         assert (row["status"], float(row["score"])) == (status, score), row
         assert reason in row["reason"], row
         assert float(row["max_score"]) == SUBSET_POINTS, row
+        assert float(row["extra_credit"]) == 0.0, row  # no MAML++ check in the subset
     assert rows[REFERENCE]["name"] == "Kim Minji" and rows[REFERENCE]["student_number"] == "2020-12345"
     assert rows["Lee Jiho_2021-54321_Assignment2.zip"]["name"] == "Lee Jiho"  # known from the file name
     assert float(rows[REFERENCE]["FO-MAML implementation"]) == 2.0
@@ -126,7 +128,8 @@ def test_results_files_follow_gradescope_and_the_same_code_scores_the_same(batch
         assert data["extra_data"]["status"] in ("graded", "rejected") and data["extra_data"]["reason"], name
         for test in data["tests"]:
             assert {"name", "score", "max_score", "output", "visibility"} <= set(test), test
-            assert 0 <= test["score"] <= test["max_score"]
+            # extra credit: max_score 0, the score on top of the total (tests/test_results_format.py)
+            assert 0 <= test["score"] <= test["max_score"] or EXTRA_CREDIT in test.get("tags", []), test
         assert data["score"] == sum(t["score"] for t in data["tests"])
         assert (out / "logs" / name.replace(".json", ".log")).is_file()
 

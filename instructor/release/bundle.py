@@ -89,6 +89,8 @@ OPT="${{AUTOGRADER_OPT:-/opt/autograder}}"
 PYTHON="${{PYTHON:-$OPT/venv/bin/python}}"
 export OMNIGLOT_DATA_DIR="${{OMNIGLOT_DATA_DIR:-$OPT/omniglot}}"
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
+# hidden tests' results reach students after the due date; a course that shows them at once writes visible here
+export GRADER_HIDDEN_VISIBILITY="${{GRADER_HIDDEN_VISIBILITY:-after_due_date}}"
 RESULTS="$ROOT/results/results.json"
 mkdir -p "$ROOT/results"
 chmod -R go-rwx "$ROOT/source"  # the hidden tests and expected values: root only, never the student's code
