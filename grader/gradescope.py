@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import runner, version
+from grader import budget, runner, version
 from grader.plugin import FLAGGED
 from grader.report import PASSED, Results, to_gradescope
 from grader.sandbox import STUDENT_FILES, Limits
@@ -51,6 +51,7 @@ VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")  # Gra
 DEFAULT_HIDDEN_VISIBILITY = "after_due_date"  # hidden tests' results are shown once the due date has passed
 GRADER_FILES = ("grader", HIDDEN_TESTS.relative_to(runner.ROOT).as_posix(), "load_data.py")  # must not change
 MARGIN_SECONDS = 120  # for the test process beyond the sandbox's total limit
+TIMEOUT_ENV = "GRADER_PLATFORM_TIMEOUT"  # the platform's timeout, when --timeout is not given
 
 
 @dataclass
@@ -249,8 +250,8 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
         env = {f"GRADER_{k.upper()}": str(v) for k, v in vars(limits).items()}
         env["GRADER_ISOLATION"] = "process"  # never the in-process stand-in (grader.sandbox.open_sandbox)
         tests = [runner.PUBLIC_TESTS, *([] if public_only else hidden_tests())]
-        results, output = runner.run_tests(tests, extra, student_dir=code,
-                                           timeout=limits.total_seconds + MARGIN_SECONDS, env=env)
+        timeout = min(limits.total_seconds + MARGIN_SECONDS, budget.left() + budget.RESERVE_SECONDS / 2)
+        results, output = runner.run_tests(tests, extra, student_dir=code, timeout=timeout, env=env)
     print(output)  # the instructor's log (Gradescope shows stdout to instructors only)
     if grader_digest() != before:
         for test in results.tests:
@@ -289,11 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("/autograder/results/results.json"))
     p.add_argument("-k", dest="keyword", default=None, help="only tests matching this pytest -k expression")
     p.add_argument("--public-only", action="store_true", help="skip the hidden tests (quick checks of the grader)")
-    p.add_argument("--timeout", type=float, default=None, help="the platform's timeout in seconds")
+    p.add_argument("--timeout", type=float, default=float(os.environ.get(TIMEOUT_ENV, budget.DEFAULT_TIMEOUT)),
+                   help=f"the platform's timeout in seconds, which grading plans within (default ${TIMEOUT_ENV} or "
+                        f"{budget.DEFAULT_TIMEOUT:g}, Gradescope's default; at most {budget.MAX_TIMEOUT:g})")
     args = p.parse_args(argv)
     write_results(args.results, failure_results(
         "The autograder did not finish (it was stopped, probably by the platform's time limit); "
         "please tell the course staff.", started))
+    try:
+        budget.start(args.timeout, time.time() - (time.monotonic() - started))
+    except ValueError as error:
+        write_results(args.results, failure_results(f"The autograder is set up wrongly ({error}); please tell the "
+                                                    f"course staff.", started))
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         results = grade(args.submission, extra=["-k", args.keyword] if args.keyword else None,
                         public_only=args.public_only, started=started)

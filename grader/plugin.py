@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import feedback
+from grader import budget, feedback
 from grader.report import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
 from grader.sandbox import Sandbox, SandboxError, StudentFailure, open_sandbox
 
@@ -162,7 +162,7 @@ def describe_failure(error: BaseException) -> tuple[str, str]:
         if frames:
             return TODO, f"not implemented yet: {_where(*frames[-1])}"
         return TODO, f"not implemented yet: {error}"
-    if isinstance(error, StudentCodeError):
+    if isinstance(error, (StudentCodeError, budget.BudgetSpent)):
         return ERROR, _shorten(str(error))
     if isinstance(error, AssertionError):
         return FAILED, _shorten(str(error)) or "a check failed (no details)"
@@ -240,6 +240,9 @@ class Recorder:
         self.sandbox_log = sandbox.report()
 
     def pytest_runtest_setup(self, item):
+        if budget.left() < budget.MIN_CHECK_SECONDS:
+            done = sorted(((t.name, t.seconds) for t in self.results.tests), key=lambda pair: -pair[1])
+            raise budget.BudgetSpent(budget.spent_message(done))
         if self.sandbox is not None:
             self.sandbox.label = _title(item)  # messages of the sandbox name the check that was running
 

@@ -36,6 +36,7 @@ nothing in git.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from instructor.release.archive import npz_bytes, write_atomic  # noqa: E402
 
 HIDDEN_FIXTURES = ROOT / "instructor" / "autograder" / "fixtures"
 COMPARE_RTOL = 1e-9  # regenerated vs stored: float64 on another machine differs by round-off only
+PRETRAINED_RTOL = 1e-4  # float32 pre-training (200 Adam steps): other thread schedules differ by more than round-off
 DISTINCT = 1e-6  # a mistake's number is stored when it differs from the reference's by more (relative)
 
 
@@ -320,6 +322,20 @@ def mamlpp_fixture(source: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return fixture
 
 
+def reference_fixture() -> dict[str, np.ndarray]:
+    """What the hidden tests need of the reference before student code runs (``reference.facts``), and the
+    conv-4 features the transfer training check adapts heads on: untrained, and after
+    ``reference.PRETRAIN_STEPS`` minibatches of the reference's pre-training (15 s on 2 cores, once, here,
+    instead of in every grading)."""
+    from instructor.autograder.tests import reference
+
+    fixture = {"facts": np.array(json.dumps(reference.facts(), sort_keys=True))}
+    for steps in (0, reference.PRETRAIN_STEPS):
+        fixture.update({f"pretrained_{steps}/{name}": value
+                        for name, value in reference.pretrained_features(steps).items()})
+    return fixture
+
+
 def fixture_path(name: str) -> Path:
     return (HIDDEN_FIXTURES if name.endswith("_hidden") else checks.FIXTURES) / f"{name}.npz"
 
@@ -341,6 +357,8 @@ def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]
     else:
         print(f"transfer fixtures skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
     fixtures["mamlpp_hidden"] = mamlpp_fixture(fixtures["maml_hidden"])
+    if (ROOT / "maml_transfer.py").is_file():
+        fixtures["reference_hidden"] = reference_fixture()
     return fixtures
 
 
@@ -361,9 +379,13 @@ def differences(name: str, fresh: dict[str, np.ndarray]) -> list[str]:
                         f"only fresh {sorted(set(fresh) - set(stored))}")
     for key in sorted(set(stored) & set(fresh)):
         a, b = stored[key], fresh[key]
+        rtol = PRETRAINED_RTOL if key.startswith("pretrained_") else COMPARE_RTOL
         if a.shape != b.shape or a.dtype != b.dtype:
             problems.append(f"{name}/{key}: stored {a.dtype}{a.shape}, fresh {b.dtype}{b.shape}")
-        elif checks.relative_error(a.astype(np.float64), b.astype(np.float64), b) > COMPARE_RTOL:
+        elif a.dtype.kind in "USO":
+            if not np.array_equal(a, b):
+                problems.append(f"{name}/{key}: stored {a}, fresh {b}")
+        elif checks.relative_error(a.astype(np.float64), b.astype(np.float64), b) > rtol:
             problems.append(f"{name}/{key}: max difference {np.max(np.abs(a - b)):.3g}")
     return problems
 

@@ -95,13 +95,20 @@ RESULTS="$ROOT/results/results.json"
 mkdir -p "$ROOT/results"
 chmod -R go-rwx "$ROOT/source"  # the hidden tests and expected values: root only, never the student's code
 cd "$ROOT/source"
-"$PYTHON" -m grader.gradescope --submission "$ROOT/submission" --results "$RESULTS" "$@"
+# The "Autograder timeout" chosen in Gradescope's Autograder Settings, in seconds: grading plans within it
+# (a check that would not finish in time scores 0 with that reason, instead of Gradescope stopping everything).
+TIMEOUT="${{GRADER_PLATFORM_TIMEOUT:-{timeout}}}"
+"$PYTHON" -m grader.gradescope --submission "$ROOT/submission" --results "$RESULTS" --timeout "$TIMEOUT" "$@"
 status=$?
 if [ ! -s "$RESULTS" ]; then  # the grader could not even start: still a valid results file
     printf '{{"score": 0, "tests": [], "output": "The autograder could not start (exit status %s); please tell the course staff."}}\n' "$status" > "$RESULTS"
 fi
 exit 0
 """
+
+# The Gradescope "Autograder Settings" this bundle is measured for (README, "The autograder bundle"):
+# instructor/benchmark_grading.py grades the reference and a 3x slower correct submission in this shape.
+GRADESCOPE_SETTINGS = {"cpus": 1.0, "memory": "2G", "timeout": 1200}
 
 EXECUTABLES = frozenset({"setup.sh", "run_autograder"})
 
@@ -124,7 +131,8 @@ def bundle_files(handout: Handout, root: str | Path | None = None) -> dict[str, 
         files.update({f"source/{path}": content for path, content in autograder_files(root).items()})
         files.update({f"source/{REFERENCE_DIR}/{name}": handout.stubbed[name].solved.encode("utf-8")
                       for name in REFERENCE_FILES if name in handout.stubbed})
-    settings = {"version": handout.version, "python_version": PYTHON_VERSION, "uv_version": UV_VERSION}
+    settings = {"version": handout.version, "python_version": PYTHON_VERSION, "uv_version": UV_VERSION,
+                "timeout": GRADESCOPE_SETTINGS["timeout"]}
     files["setup.sh"] = SETUP_SH.format(**settings).encode()
     files["run_autograder"] = RUN_AUTOGRADER.format(**settings).encode()
     return files

@@ -187,7 +187,7 @@ def _sampler(split: str, seed: int, num_way: int, num_support: int, num_query: i
                                  num_query, seed=seed)
 
 
-def train(kind: str, settings: dict, iterations: int) -> dict:
+def train(kind: str, settings: dict, iterations: int, validate: dict | None = None) -> dict:
     """Trains the student's MAML (or MAMLPlusPlus) ``iterations`` more outer steps; returns its weights.
 
     The first call for a ``kind`` builds the model from ``settings`` (the
@@ -197,9 +197,15 @@ def train(kind: str, settings: dict, iterations: int) -> dict:
     of MAMLPlusPlus). Task i of the training stream is the same as in
     ``python maml.py`` (split "train", seed ``settings["seed"]``).
 
+    ``validate`` ({"split", "seed", "num_way", "num_support", "num_query",
+    "count"}): also the model's own mean validation query accuracy on those
+    tasks (``MAML.evaluate``), which tells the grader when to stop; the
+    verdict is measured by the grader with the reference.
+
     Returns:
         iteration: outer steps taken so far; weights: ``model.weights()``;
-        loss: the last outer loss; warnings: tf.function fallbacks seen.
+        loss: the last outer loss; warnings: tf.function fallbacks seen;
+        accuracy: the model's own validation accuracy (None without ``validate``).
     """
     run = _RUNS.get(kind)
     if run is None:
@@ -219,7 +225,14 @@ def train(kind: str, settings: dict, iterations: int) -> dict:
             run["iteration"] += 1
             if loss != loss or abs(loss) == float("inf"):
                 break
-    return {"iteration": run["iteration"], "weights": model.weights(), "loss": loss,
+        accuracy = None
+        if validate is not None and loss == loss and abs(loss) != float("inf"):
+            if "validation" not in run:
+                sampler = _sampler(validate["split"], validate["seed"], validate["num_way"],
+                                   validate["num_support"], validate["num_query"])
+                run["validation"] = [sampler.task(i) for i in range(validate["count"])]
+            accuracy = float(model.evaluate(run["validation"], chunk_size=1)[1].mean())
+    return {"iteration": run["iteration"], "weights": model.weights(), "loss": loss, "accuracy": accuracy,
             "warnings": [str(w.message) for w in caught if "tf.function" in str(w.message)]}
 
 

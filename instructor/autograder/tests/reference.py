@@ -1,23 +1,35 @@
-"""The reference solution, in the grader's process only: trusted measurements for the hidden tests.
+"""The reference solution, in the reference worker only: trusted measurements for the hidden tests.
 
 Verdicts on training never rest on numbers the student's process computed:
 the student's code trains (in the sandbox) and hands back weights; the
-accuracy those weights reach after adaptation is measured here, with the
+accuracy those weights reach after adaptation is measured with the
 reference's inner loop (``MAML.evaluate``) or head (``transfer_learn``). The
 same goes for submitted weight files, and the efficiency check times the
-reference's ``outer_loop`` here against the student's in the sandbox.
+reference's ``outer_loop`` with the same harness as the student's.
+
+These functions run in the *reference worker* (``grader.sandbox.Sandbox.reference()``,
+the ``reference`` fixture of the hidden tests' conftest), a process of the
+grader's that never runs student code, and that takes turns with the
+student's worker so that only one TensorFlow process is alive at a time
+(a grading container may have room for one only). Like probes they take and
+return plain values and numpy arrays. The grader's test process itself never
+imports TensorFlow: what the tests need of the reference before any student
+code runs (the assignment's settings, the pre-trained features of the
+transfer check) is stored in ``fixtures/reference_hidden.npz`` by
+``python -m instructor.make_fixtures``.
 
 Where the reference comes from: in the autograder bundle, ``hidden/reference/``
 (the solved ``maml.py`` and ``maml_transfer.py``, written by the release); in
 the instructor's repository, the repository's own files. They are imported
 under other names (``reference_maml``, ...), so nothing here can be mistaken
-for the student's modules, which this process never imports.
+for the student's modules.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +41,7 @@ import grader
 ROOT = Path(grader.__file__).resolve().parent.parent  # the handout folder (the bundle's source/)
 BUNDLED = Path(__file__).resolve().parent.parent / "reference"
 INTRA_OP_THREADS, INTER_OP_THREADS = 1, 2  # as in the sandbox (grader.sandbox), so timings compare
+PRETRAIN_STEPS = 200  # minibatches of the reference's pre-training behind the transfer training check
 
 
 def _load(name: str, path: Path, maml_module=None):
@@ -81,48 +94,61 @@ def tasks(split: str, seed: int, num_way: int, num_support: int, num_query: int,
     return [sampler.task(i) for i in range(count)]
 
 
-class WeightsEvaluator:
+def _tasks(spec: dict) -> list:
+    return tasks(spec["split"], spec["seed"], spec["num_way"], spec["num_support"], spec["num_query"], spec["count"])
+
+
+@functools.cache
+def _evaluator(hparams_json: str):
+    """One reference model per setting: its compiled evaluation is traced once and reused for every set of weights."""
+    maml, _ = modules()
+    return maml.build_maml(json.loads(hparams_json))
+
+
+def weights_accuracy(hparams: dict, weights: dict | str, tasks: dict) -> dict:
     """Query accuracy after adaptation of MAML (or MAML++) weights, measured with the reference.
 
-    One reference model per setting; its compiled evaluation is traced once
-    and reused for every set of weights. It evaluates one task per graph call:
-    tracing a chunk of 8 tasks takes 13-18 s, one task 2 s, and 100 tasks then
-    take 8 s either way (measured on 2 cores), so the common case, a training
-    check that stops at its first validation, is 15 s faster.
+    It evaluates one task per graph call: tracing a chunk of 8 tasks takes 13-18 s, one task 2 s,
+    and 100 tasks then take 8 s either way (measured on 2 cores).
 
     Args:
         hparams: a ``hparams.json`` record of ``maml.py`` (``build_maml``'s argument).
+        weights: arrays by name (as ``MAML.weights()`` gives them), or the path of a weights.npz.
+        tasks: {"split", "seed", "num_way", "num_support", "num_query", "count"}.
+
+    Returns:
+        {"mean", "ci"} (95 % CI half-width), or {"error": why the weights do not fit the model}.
     """
-
-    def __init__(self, hparams: dict):
-        maml, _ = modules()
-        self.model = maml.build_maml(hparams)
-
-    def __call__(self, weights: dict | Path, tasks: list) -> tuple[float, float]:
-        """(mean, 95 % CI half-width) over ``tasks``; ValueError if the weights do not fit the model."""
+    maml, _ = modules()
+    model = _evaluator(json.dumps(hparams, sort_keys=True))
+    try:
         if isinstance(weights, dict):  # arrays: through a file, so load_weights checks every name and shape
             with tempfile.TemporaryDirectory(prefix="grader-weights-") as folder:
                 np.savez(Path(folder) / "weights.npz", **{name: np.asarray(v) for name, v in weights.items()})
-                self.model.load_weights(Path(folder) / "weights.npz")
+                model.load_weights(Path(folder) / "weights.npz")
         else:
-            self.model.load_weights(Path(weights))
-        _, query = self.model.evaluate(tasks, chunk_size=1)
-        return modules()[0].mean_and_ci95(query)
+            model.load_weights(Path(weights))
+    except (ValueError, KeyError, OSError) as error:
+        return {"error": str(error)}
+    _, query = model.evaluate(_tasks(tasks), chunk_size=1)
+    mean, ci = maml.mean_and_ci95(query)
+    return {"mean": mean, "ci": ci}
 
 
-def transfer_accuracy(frozen: dict, tasks: list, num_way: int, num_steps: int,
-                      learning_rate: float) -> tuple[float, float]:
-    """Query accuracy (mean, 95 % CI half-width) of the reference's transfer_learn with these frozen features."""
+def transfer_accuracy(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:
+    """Query accuracy {"mean", "ci"} of the reference's transfer_learn with these frozen features."""
     maml, transfer = modules()
-    _, query = transfer.TransferEvaluator(num_way, num_steps, learning_rate)(frozen, tasks)
-    return maml.mean_and_ci95(query)
+    frozen = {name: np.asarray(value, np.float32) for name, value in frozen.items()}
+    _, query = transfer.TransferEvaluator(tasks["num_way"], num_steps, learning_rate)(frozen, _tasks(tasks))
+    mean, ci = maml.mean_and_ci95(query)
+    return {"mean": mean, "ci": ci}
 
 
-def head_accuracies(frozen: dict, tasks: list, heads: list) -> np.ndarray:
+def head_accuracies(frozen: dict, tasks: dict, heads: list) -> dict:
     """Query accuracy of each task's head (as the student's code returned it) on the frozen features.
 
-    Raises:
-        AssertionError: a head is not a dict with w4 (F, N) and b4 (N,) of numbers.
+    Returns:
+        {"accuracies": (count,) array}, or {"error": what is wrong with a head}.
     """
     import tensorflow as tf
 
@@ -131,19 +157,50 @@ def head_accuracies(frozen: dict, tasks: list, heads: list) -> np.ndarray:
     maml, transfer = modules()
     constants = {name: tf.constant(np.asarray(value, np.float32)) for name, value in frozen.items()}
     accuracies = []
-    for i, (task, head) in enumerate(zip(tasks, heads)):
+    for i, (task, head) in enumerate(zip(_tasks(tasks), heads)):
         if not isinstance(head, dict) or sorted(head) != ["b4", "w4"]:
-            raise AssertionError(f"the head of task {i} should be a dict with keys 'b4' and 'w4'")
+            return {"error": f"the head of task {i} should be a dict with keys 'b4' and 'w4'"}
         num_way = int(task.labels_support.max()) + 1
-        arrays = {"w4": checks.check_shape(head["w4"], (constants["b3"].shape[0], num_way), f"task {i}'s w4"),
-                  "b4": checks.check_shape(head["b4"], (num_way,), f"task {i}'s b4")}
+        try:
+            arrays = {"w4": checks.check_shape(head["w4"], (constants["b3"].shape[0], num_way), f"task {i}'s w4"),
+                      "b4": checks.check_shape(head["b4"], (num_way,), f"task {i}'s b4")}
+        except AssertionError as error:
+            return {"error": str(error)}
         features = transfer.extract_features(tf.constant(task.images_query), constants)
         logits = transfer.head_logits(features, {k: tf.constant(v, tf.float32) for k, v in arrays.items()})
         accuracies.append(float(maml.accuracy(logits, tf.constant(task.labels_query))))
-    return np.array(accuracies)
+    return {"accuracies": np.array(accuracies)}
 
 
-@functools.cache
+def training_step_seconds(inputs: dict, repeats: int) -> dict:
+    """The reference's ``outer_loop`` timed with the harness that times the student's (``probes_hidden``)."""
+    from instructor.autograder.tests import probes_hidden
+
+    maml, _ = modules()
+    return probes_hidden.training_step_seconds(maml, inputs, repeats)
+
+
+def facts() -> dict:
+    """What the hidden tests need of the reference before any student code runs (stored by make_fixtures).
+
+    Returns:
+        assignment: ``python maml.py``'s hyper-parameters (hparams.json record);
+        mamlpp: ``python maml.py --mamlpp``'s;
+        val_seed, transfer_steps, transfer_lr, feature_keys, mamlpp_techniques (keys), mamlpp_settings;
+        feature_shapes: name -> shape of each conv-4 feature layer.
+    """
+    maml, transfer = modules()
+    initial = maml.init_parameters(1)
+    return {
+        "assignment": maml._hparams(maml.parser().parse_args([])),
+        "mamlpp": maml._hparams(maml.finish_mamlpp_args(maml.parser().parse_args(["--mamlpp"]))),
+        "val_seed": maml.VAL_SEED, "transfer_steps": transfer.TRANSFER_STEPS, "transfer_lr": transfer.TRANSFER_LR,
+        "feature_keys": list(transfer.FEATURE_KEYS), "mamlpp_techniques": list(maml.MAMLPP_TECHNIQUES),
+        "mamlpp_settings": list(maml.MAMLPP_SETTINGS),
+        "feature_shapes": {name: list(initial[name].shape) for name in transfer.FEATURE_KEYS},
+    }
+
+
 def pretrained_features(num_steps: int, seed: int = 0, batch_size: int = 128,
                         learning_rate: float = 1e-3) -> dict[str, np.ndarray]:
     """conv0..3 and b0..3 after ``num_steps`` minibatches of the reference's pre-training (as ``pretrain``)."""

@@ -24,9 +24,9 @@ from grader import checks
 from grader.plugin import Parts, points
 from grader.sandbox import StudentFailure
 
-from . import probes_hidden, reference
-from .conftest import FIXTURES
-from .test_training import TARGET, TRAINING_TIMEOUT, percent, run_hparams, train_to_target, validation_tasks
+from . import probes_hidden
+from .conftest import FACTS, FIXTURES, student_work
+from .test_training import SETTINGS, TARGET, judge_training, measured_weights, percent, run_hparams, train
 
 PROBLEM = "Extra credit: MAML++"  # the part of the assignment these points count for (README, Grading)
 RTOL = 1e-6  # float64 throughout, as the FO-MAML checks
@@ -34,11 +34,10 @@ RTOL = 1e-6  # float64 throughout, as the FO-MAML checks
 
 def mamlpp_hparams() -> dict:
     """``python maml.py --mamlpp``'s hyper-parameters: the assignment's, every technique on."""
-    maml, _ = reference.modules()
-    return maml._hparams(maml.finish_mamlpp_args(maml.parser().parse_args(["--mamlpp"])))
+    return dict(FACTS["mamlpp"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: the checks that use the reference run later, with other modules
 def mamlpp_out(student):
     fixture = FIXTURES["mamlpp_hidden"]
     inputs = {**checks.inputs(fixture), **{k: v for k, v in fixture.items() if k.startswith("mamlpp/")}}
@@ -137,27 +136,28 @@ def test_mamlpp_adapt_and_outer_loop(mamlpp_out):
     parts.finish()
 
 
-@points(2)
-@pytest.mark.timeout(TRAINING_TIMEOUT)
-def test_mamlpp_training_reaches_the_target(student, mamlpp_out):
-    """MAML++ trained by your code (python maml.py --mamlpp settings) reaches 80 % validation accuracy"""
+@student_work("mamlpp_training")
+def _mamlpp_training(student, outcome) -> dict:
     hp = mamlpp_hparams()
-    settings = {key: hp[key] for key in ("num_way", "num_support", "num_query", "num_inner_steps", "inner_lr",
-                                         "learn_inner_lrs", "outer_lr", "first_order", "meta_batch_size", "seed")}
-    maml, _ = reference.modules()
-    settings["mamlpp"] = {**{key: hp[key] for key in (*maml.MAMLPP_TECHNIQUES, *maml.MAMLPP_SETTINGS)},
+    settings = {key: hp[key] for key in SETTINGS}
+    settings["mamlpp"] = {**{key: hp[key] for key in (*FACTS["mamlpp_techniques"], *FACTS["mamlpp_settings"])},
                           "cosine_iterations": hp["num_iterations"]}
+    return train(student, "mamlpp", hp, settings, outcome)
+
+
+@points(2)
+@pytest.mark.student_work("mamlpp_training")
+def test_mamlpp_training_reaches_the_target(mamlpp_out, student_runs, reference_worker):
+    """MAML++ trained by your code (python maml.py --mamlpp settings) reaches 80 % validation accuracy"""
     parts = Parts()
     with parts.part(1, "training"):
-        train_to_target(student, "mamlpp", hp, settings, parts)
+        judge_training(reference_worker, student_runs["mamlpp_training"].get(), mamlpp_hparams(), parts)
     parts.finish()
 
 
 @points(1)
-@pytest.mark.timeout(TRAINING_TIMEOUT)
-def test_mamlpp_submitted_weights(submission):
+def test_mamlpp_submitted_weights(submission, reference_worker):
     """your submitted MAML++ weights (results/mamlpp) reach 80 % validation accuracy"""
-    maml, _ = reference.modules()
     runs = sorted(p for p in (submission / "results" / "mamlpp").glob("*") if (p / "weights.npz").is_file())
     found = []
     for run in runs:
@@ -165,21 +165,19 @@ def test_mamlpp_submitted_weights(submission):
             stored = json.loads((run / "hparams.json").read_text(encoding="utf-8"))["hparams"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if isinstance(stored, dict) and maml.mamlpp_techniques(stored):
+        if isinstance(stored, dict) and any(bool(stored.get(key)) for key in FACTS["mamlpp_techniques"]):
             found.append(run)
     if not found:
         raise AssertionError("the submission has no MAML++ run in results/mamlpp/ (a folder with weights.npz and "
                              "a hparams.json that switches MAML++ techniques on).")
     allowed = {"num_inner_steps": (int, 1, 20), "inner_lr": (float, 1e-6, 10.0), "first_order": (bool, 0, 1),
-               **{key: (bool, 0, 1) for key in maml.MAMLPP_TECHNIQUES}, "msl_iterations": (int, 1, 100000),
+               **{key: (bool, 0, 1) for key in FACTS["mamlpp_techniques"]}, "msl_iterations": (int, 1, 100000),
                "da_iterations": (int, 0, 100000), "min_outer_lr": (float, 0.0, 1.0)}
     best = None
     for run in found:
         hp = run_hparams(run, mamlpp_hparams(), allowed)
-        try:
-            mean, ci = reference.WeightsEvaluator(hp)(run / "weights.npz", validation_tasks(hp))
-        except ValueError as error:
-            raise AssertionError(f"results/mamlpp/{run.name}/weights.npz cannot be loaded: {error}") from None
+        mean, ci = measured_weights(reference_worker, hp, run / "weights.npz",
+                                    f"results/mamlpp/{run.name}/weights.npz")
         if best is None or mean > best[1]:
             best = (run.name, mean, ci)
     message = (f"{percent(best[1])} ± {percent(best[2])} on the 100 validation tasks (run {best[0]}, the best of "

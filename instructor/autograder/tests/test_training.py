@@ -2,15 +2,21 @@
 
 FO-MAML: the student's code trains 5-way 5-shot Omniglot with the assignment's
 hyper-parameters (``maml.py``'s defaults) in the sandbox, in chunks of
-``val_interval`` iterations; after each chunk the grader measures the trained
-meta-parameters itself, with the reference's inner loop, on the assignment's
-100 fixed validation tasks, and stops as soon as they reach ``TARGET``
-(the reference needs about 20 iterations) or after ``num_iterations`` (1000).
+``val_interval`` iterations. After each chunk the student's own evaluation
+(``MAML.evaluate``) on the assignment's 100 fixed validation tasks says
+whether to go on: training stops once it reports ``TARGET`` (the reference
+needs about 20 iterations), after ``num_iterations`` (1000), or when the
+check's share of the time budget is spent. That number only decides when to
+stop: the verdict is the grader's own measurement of the last trained
+meta-parameters, with the reference's inner loop, in the reference worker
+(so a student's evaluation that claims too much only stops its own training
+early). Training and judging are separate phases because only one
+TensorFlow process is alive at a time (``conftest.py``).
 
-Transfer: the grader pre-trains the conv-4 for ``PRETRAIN_STEPS`` minibatches
-(the reference's pre-training, 15 s), the student's ``transfer_learn`` adapts a
-head to each validation task in the sandbox, and the grader measures the heads'
-query accuracy. Measured on the 100 tasks: random features give 55.5 %, the
+Transfer: the student's ``transfer_learn`` adapts a head to each validation
+task in the sandbox, on a conv-4 pre-trained for ``reference.PRETRAIN_STEPS``
+minibatches by the reference (stored by ``make_fixtures``), and the grader
+measures the heads' query accuracy. Measured on the 100 tasks: random features give 55.5 %, the
 reference 81.4 % +- 1.5 after 200 steps; ``TRANSFER_TARGET`` 70 % sits between.
 
 Submitted weights (``results/fomaml/weights.npz``, ``results/transfer/weights.npz``
@@ -26,28 +32,28 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from grader import budget
 from grader.plugin import Parts, points
 
 from . import probes_hidden, reference
+from .conftest import FACTS, pretrained, student_work
 
 TARGET = 0.80
-PRETRAIN_STEPS = 200
 TRANSFER_TARGET = 0.70
 TRANSFER_WEIGHTS_TARGET = 0.85
-TRAINING_TIMEOUT = 3000  # seconds for one training check; the reference needs ~1 minute
 SETTINGS = ("num_way", "num_support", "num_query", "num_inner_steps", "inner_lr", "learn_inner_lrs", "outer_lr",
             "first_order", "meta_batch_size", "seed")
 
 
 def assignment() -> dict:
     """The assignment's hyper-parameters: ``maml.py``'s defaults, as its hparams.json records them."""
-    maml, _ = reference.modules()
-    return maml._hparams(maml.parser().parse_args([]))
+    return dict(FACTS["assignment"])
 
 
 def iteration_budget(hp: dict) -> int:
@@ -56,32 +62,41 @@ def iteration_budget(hp: dict) -> int:
     return min(hp["num_iterations"], lower) if lower > 0 else hp["num_iterations"]
 
 
-def validation_tasks(hp: dict) -> list:
-    maml, _ = reference.modules()
-    return reference.tasks("val", maml.VAL_SEED, hp["num_way"], hp["num_support"], hp["num_query"],
-                           hp["num_val_tasks"])
+def validation_spec(hp: dict) -> dict:
+    """The assignment's fixed validation tasks, as probes and the reference worker sample them."""
+    return {"split": "val", "seed": FACTS["val_seed"], "num_way": hp["num_way"], "num_support": hp["num_support"],
+            "num_query": hp["num_query"], "count": hp["num_val_tasks"]}
 
 
 def percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def train_to_target(student, kind: str, hp: dict, settings: dict, parts: Parts) -> None:
-    """Trains the student's model in the sandbox until the grader measures ``TARGET``; AssertionError if never.
+def train(student, kind: str, hp: dict, settings: dict, outcome) -> dict:
+    """Trains the student's model in the sandbox until its own evaluation reports ``TARGET`` (see above).
 
     Args:
         kind: the run's name in the sandbox ("fomaml", "mamlpp").
-        hp: a full hparams record (the grader's evaluation model is built from it).
+        hp: a full hparams record.
         settings: what ``probes_hidden.train`` builds the student's model from.
+
+    Returns:
+        {"iteration", "weights", "history": [(iteration, the student's own validation accuracy)], "warnings",
+        "stopped": why training stopped}.
     """
-    evaluate = reference.WeightsEvaluator(hp)
-    tasks = validation_tasks(hp)
-    budget, interval = iteration_budget(hp), hp["val_interval"]
-    history, iteration, fallback = [], 0, []
-    while iteration < budget:
-        out = student.call(probes_hidden.train, {"kind": kind, "settings": settings,
-                                                 "iterations": min(interval, budget - iteration)})
-        fallback = fallback or out["warnings"]
+    spec = validation_spec(hp)
+    allowance = budget.share(f"{kind}_training")
+    started = time.monotonic()
+    limit, interval = iteration_budget(hp), hp["val_interval"]
+    history, iteration, warnings, out, stopped = [], 0, [], None, f"the iteration budget ({limit}) was reached"
+    while iteration < limit:
+        left = allowance - (time.monotonic() - started)
+        if left <= 0:
+            stopped = f"this check's share of the time budget ({allowance:.0f} s) was spent"
+            break
+        out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "validate": spec,
+                                                 "iterations": min(interval, limit - iteration)}, timeout=left)
+        warnings = warnings or out["warnings"]
         if out["iteration"] <= iteration:  # the process running the code ended and a new one started over
             raise AssertionError(f"training started over at iteration {out['iteration']}: the process running your "
                                  f"code ended during training (see the other checks' messages).")
@@ -89,26 +104,38 @@ def train_to_target(student, kind: str, hp: dict, settings: dict, parts: Parts) 
             raise AssertionError(f"the outer loss became {out['loss']} by iteration {out['iteration']}: look at "
                                  f"the checks of outer_loop and inner_loop.")
         iteration = out["iteration"]
-        try:
-            mean, ci = evaluate(out["weights"], tasks)
-        except ValueError as error:
-            raise AssertionError(f"the model's weights after training do not fit the model: {error}") from None
-        history.append((iteration, mean, ci))
-        if mean >= TARGET:
+        history.append((iteration, out["accuracy"]))
+        if isinstance(out["accuracy"], float) and out["accuracy"] >= TARGET:
+            stopped = f"your evaluation reported {percent(out['accuracy'])}"
             break
+    if out is None:
+        raise AssertionError(f"not run: {stopped}.")
+    return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
+            "stopped": stopped}
+
+
+def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
+    """The grader's verdict on a ``train`` run: its last weights measured with the reference; AssertionError if low."""
+    spec = validation_spec(hp)
+    measured = reference_worker.call(reference.weights_accuracy, {"hparams": hp, "weights": run["weights"],
+                                                                  "tasks": spec})
+    if "error" in measured:
+        raise AssertionError(f"the model's weights after training do not fit the model: {measured['error']}")
     where = (f"measured by the grader on your trained meta-parameters with the reference's inner loop, "
-             f"{len(tasks)} fixed validation tasks")
-    if fallback:
-        parts.note(f"Your training step ran eagerly (slower): {fallback[0]}")
-    best = max(history, key=lambda row: row[1]) if history else (0, float("nan"), float("nan"))
-    if not history or history[-1][1] < TARGET:
+             f"{spec['count']} fixed validation tasks")
+    if run["warnings"]:
+        parts.note(f"Your training step ran eagerly (slower): {run['warnings'][0]}")
+    iteration, mean, ci = run["iteration"], measured["mean"], measured["ci"]
+    if mean < TARGET:
+        own = run["history"][-1][1] if run["history"] else float("nan")
+        disagree = (f" Your own evaluation said {percent(own)}: look at outer_loop with train=False."
+                    if isinstance(own, float) and own >= TARGET else "")
         raise AssertionError(
-            f"after {iteration} iterations the validation accuracy is {percent(history[-1][1]) if history else '?'} "
-            f"(best {percent(best[1])} at iteration {best[0]}), below the target {percent(TARGET)} ({where}). The "
-            f"reference reaches it within about 20 iterations: fix the failed checks of inner_loop and "
-            f"outer_loop first.")
-    parts.note(f"Validation accuracy {percent(history[-1][1])} ± {percent(history[-1][2])} after {iteration} "
-               f"iterations (target {percent(TARGET)}; {where}).")
+            f"after {iteration} iterations the validation accuracy is {percent(mean)} ({where}; training stopped: "
+            f"{run['stopped']}), below the target {percent(TARGET)}.{disagree} The reference reaches it within about "
+            f"20 iterations: fix the failed checks of inner_loop and outer_loop first.")
+    parts.note(f"Validation accuracy {percent(mean)} ± {percent(ci)} after {iteration} iterations (target "
+               f"{percent(TARGET)}; {where}).")
 
 
 def _sane(value, kind, low, high):
@@ -141,33 +168,42 @@ def weights_file(run: Path, what: str) -> Path:
     return path
 
 
+def measured_weights(reference_worker, hp: dict, path: Path, name: str) -> tuple[float, float]:
+    """(mean, CI) of a submitted weights file, measured with the reference; AssertionError if it does not load."""
+    measured = reference_worker.call(reference.weights_accuracy, {"hparams": hp, "weights": str(path),
+                                                                  "tasks": validation_spec(hp)})
+    if "error" in measured:
+        raise AssertionError(f"{name} cannot be loaded: {measured['error']}")
+    return measured["mean"], measured["ci"]
+
+
+@student_work("fomaml_training")
+def _fomaml_training(student, outcome) -> dict:
+    hp = assignment()
+    return train(student, "fomaml", hp, {key: hp[key] for key in SETTINGS}, outcome)
+
+
 @points(3)
 @pytest.mark.problem("FO-MAML assessment")
-@pytest.mark.timeout(TRAINING_TIMEOUT)
-def test_fomaml_training_reaches_the_target(student):
+@pytest.mark.student_work("fomaml_training")
+def test_fomaml_training_reaches_the_target(student_runs, reference_worker):
     """FO-MAML trained by your code (assignment settings) reaches 80 % validation accuracy"""
-    hp = assignment()
     parts = Parts()
     with parts.part(1, "training"):
-        train_to_target(student, "fomaml", hp, {key: hp[key] for key in SETTINGS}, parts)
+        judge_training(reference_worker, student_runs["fomaml_training"].get(), assignment(), parts)
     parts.finish()
 
 
 @points(2)
 @pytest.mark.problem("FO-MAML assessment")
-@pytest.mark.timeout(TRAINING_TIMEOUT)
-def test_fomaml_submitted_weights(submission):
+def test_fomaml_submitted_weights(submission, reference_worker):
     """your submitted FO-MAML weights (results/fomaml) reach 80 % validation accuracy"""
     run = submission / "results" / "fomaml"
     path = weights_file(run, "FO-MAML")
     hp = run_hparams(run, assignment(), {"num_inner_steps": (int, 0, 20), "inner_lr": (float, 1e-6, 10.0),
                                          "learn_inner_lrs": (bool, 0, 1)})
-    tasks = validation_tasks(hp)
-    try:
-        mean, ci = reference.WeightsEvaluator(hp)(path, tasks)
-    except ValueError as error:
-        raise AssertionError(f"results/fomaml/weights.npz cannot be loaded: {error}") from None
-    message = (f"{percent(mean)} ± {percent(ci)} on the {len(tasks)} validation tasks after "
+    mean, ci = measured_weights(reference_worker, hp, path, "results/fomaml/weights.npz")
+    message = (f"{percent(mean)} ± {percent(ci)} on the {hp['num_val_tasks']} validation tasks after "
                f"{hp['num_inner_steps']} inner steps (target {percent(TARGET)}; measured with the reference)")
     if mean < TARGET:
         raise AssertionError(f"your weights give {message}: hand in the weights of a complete run with the "
@@ -177,29 +213,42 @@ def test_fomaml_submitted_weights(submission):
     parts.finish()
 
 
+def transfer_settings() -> dict:
+    return {"tasks": validation_spec(assignment()), "num_steps": FACTS["transfer_steps"],
+            "learning_rate": FACTS["transfer_lr"]}
+
+
+@student_work("transfer_heads")
+def _transfer_heads(student, outcome) -> dict:
+    settings = transfer_settings()
+    # one task on untrained features first: code that cannot run fails before the real run
+    student.call(probes_hidden.transfer_heads, {**settings, "frozen": pretrained(0),
+                                                "tasks": {**settings["tasks"], "count": 1}})
+    return student.call(probes_hidden.transfer_heads, {**settings, "frozen": pretrained(reference.PRETRAIN_STEPS)},
+                        timeout=budget.share("transfer_heads"))
+
+
 @points(3)
 @pytest.mark.problem("Transfer learning assessment")
-@pytest.mark.timeout(TRAINING_TIMEOUT)
-def test_transfer_training_reaches_the_target(student):
+@pytest.mark.student_work("transfer_heads")
+def test_transfer_training_reaches_the_target(student_runs, reference_worker):
     """transfer with your transfer_learn on a pre-trained network reaches 70 % validation accuracy"""
-    maml, transfer = reference.modules()
-    hp = assignment()
-    spec = {"split": "val", "seed": maml.VAL_SEED, "num_way": hp["num_way"], "num_support": hp["num_support"],
-            "num_query": hp["num_query"], "count": hp["num_val_tasks"]}
-    settings = {"tasks": spec, "num_steps": transfer.TRANSFER_STEPS, "learning_rate": transfer.TRANSFER_LR}
-    # one task on untrained features first: code that cannot run fails before the grader pre-trains
-    student.call(probes_hidden.transfer_heads, {**settings, "frozen": reference.pretrained_features(0),
-                                                "tasks": {**spec, "count": 1}})
-    frozen = reference.pretrained_features(PRETRAIN_STEPS)
-    out = student.call(probes_hidden.transfer_heads, {**settings, "frozen": frozen})
-    heads = out["heads"]
-    tasks = validation_tasks(hp)
-    if not isinstance(heads, list) or len(heads) != len(tasks):
-        raise AssertionError(f"expected one head per task ({len(tasks)}), got {type(heads).__name__}")
-    mean, ci = maml.mean_and_ci95(reference.head_accuracies(frozen, tasks, heads))
-    message = (f"{percent(mean)} ± {percent(ci)} on {len(tasks)} validation tasks with a conv-4 pre-trained for "
-               f"{PRETRAIN_STEPS} minibatches by the grader ({transfer.TRANSFER_STEPS} steps, lr "
-               f"{transfer.TRANSFER_LR:g}; random features give about 55 %, the reference 81 %; target "
+    settings = transfer_settings()
+    heads = student_runs["transfer_heads"].get()["heads"]
+    count = settings["tasks"]["count"]
+    if not isinstance(heads, list) or len(heads) != count:
+        raise AssertionError(f"expected one head per task ({count}), got {type(heads).__name__}")
+    frozen = pretrained(reference.PRETRAIN_STEPS)
+    measured = reference_worker.call(reference.head_accuracies, {"frozen": frozen, "tasks": settings["tasks"],
+                                                                 "heads": heads})
+    if "error" in measured:
+        raise AssertionError(measured["error"])
+    accuracies = np.asarray(measured["accuracies"])
+    mean = float(accuracies.mean())
+    ci = float(1.96 * accuracies.std(ddof=1) / math.sqrt(len(accuracies))) if len(accuracies) > 1 else float("nan")
+    message = (f"{percent(mean)} ± {percent(ci)} on {count} validation tasks with a conv-4 pre-trained for "
+               f"{reference.PRETRAIN_STEPS} minibatches by the grader ({settings['num_steps']} steps, lr "
+               f"{settings['learning_rate']:g}; random features give about 55 %, the reference 81 %; target "
                f"{percent(TRANSFER_TARGET)})")
     if mean < TRANSFER_TARGET:
         raise AssertionError(f"the heads your transfer_learn adapted give {message}: look at the checks of "
@@ -211,28 +260,26 @@ def test_transfer_training_reaches_the_target(student):
 
 @points(2)
 @pytest.mark.problem("Transfer learning assessment")
-@pytest.mark.timeout(TRAINING_TIMEOUT)
-def test_transfer_submitted_weights(submission):
+def test_transfer_submitted_weights(submission, reference_worker):
     """your submitted pre-trained weights (results/transfer) reach 85 % validation accuracy with transfer"""
-    maml, transfer = reference.modules()
     run = submission / "results" / "transfer"
     path = weights_file(run, "pre-training")
-    hp = run_hparams(run, {"transfer_steps": transfer.TRANSFER_STEPS, "transfer_lr": transfer.TRANSFER_LR},
+    hp = run_hparams(run, {"transfer_steps": FACTS["transfer_steps"], "transfer_lr": FACTS["transfer_lr"]},
                      {"transfer_steps": (int, 1, 1000), "transfer_lr": (float, 1e-6, 10.0)})
     try:
         with np.load(path) as stored:
-            frozen = {name: np.asarray(stored[name], np.float32) for name in transfer.FEATURE_KEYS}
+            frozen = {name: np.asarray(stored[name], np.float32) for name in FACTS["feature_keys"]}
     except (OSError, ValueError, KeyError) as error:
         raise AssertionError(f"results/transfer/weights.npz is not a pre-trained conv-4 ({error}).") from None
-    expected = maml.init_parameters(1)
-    wrong = [f"{name} {frozen[name].shape}" for name in transfer.FEATURE_KEYS
-             if frozen[name].shape != tuple(expected[name].shape)]
+    wrong = [f"{name} {frozen[name].shape}" for name in FACTS["feature_keys"]
+             if list(frozen[name].shape) != FACTS["feature_shapes"][name]]
     if wrong:
         raise AssertionError(f"results/transfer/weights.npz has layers of other shapes than the conv-4: {wrong}")
-    tasks = validation_tasks(assignment())
-    mean, ci = reference.transfer_accuracy(frozen, tasks, assignment()["num_way"], hp["transfer_steps"],
-                                           hp["transfer_lr"])
-    message = (f"{percent(mean)} ± {percent(ci)} on {len(tasks)} validation tasks ({hp['transfer_steps']} head "
+    spec = validation_spec(assignment())
+    measured = reference_worker.call(reference.transfer_accuracy, {
+        "frozen": frozen, "tasks": spec, "num_steps": hp["transfer_steps"], "learning_rate": hp["transfer_lr"]})
+    mean, ci = measured["mean"], measured["ci"]
+    message = (f"{percent(mean)} ± {percent(ci)} on {spec['count']} validation tasks ({hp['transfer_steps']} head "
                f"steps, lr {hp['transfer_lr']:g}; measured with the reference; target "
                f"{percent(TRANSFER_WEIGHTS_TARGET)})")
     if mean < TRANSFER_WEIGHTS_TARGET:
