@@ -10,7 +10,8 @@ results.json, and
 * a check that would start after the deadline is not run: it scores 0 with
   "not run: the time budget of N s was spent (slowest checks: ...)"
   (``BudgetSpent``, raised by the plugin);
-* every call into the student's code ends by the deadline (``grader.sandbox``);
+* every call into the student's code ends by the deadline, and takes at most
+  an eighth of the budget (``call_limit``; ``grader.sandbox``);
 * long student work (training) gets a share of what is left (``share``), so the
   checks after it still run.
 
@@ -29,9 +30,10 @@ DEFAULT_TIMEOUT = 600.0  # Gradescope's default autograder timeout
 MAX_TIMEOUT = 2400.0  # the most Gradescope allows (40 minutes)
 RESERVE_SECONDS = 30.0  # after the deadline: stop the workers, write results.json, leave
 MIN_CHECK_SECONDS = 10.0  # a check is not started with less time left
+MIN_CALL_SECONDS = 30.0
 # Shares of the student's long work in the time left (the rest is kept for the grader's own measurements
 # with the reference, ``REFERENCE_SHARE``): training FO-MAML and MAML++, heads of the transfer check, timing.
-SHARES = {"fomaml_training": 4.0, "mamlpp_training": 4.0, "transfer_heads": 1.5, "timing": 0.5}
+SHARES = {"fomaml_training": 4.0, "mamlpp_training": 4.0, "transfer_heads": 1.5, "timing": 1.0}
 REFERENCE_SHARE = 3.0
 _pending: list[str] = []  # the student's work still to come in this grading (``plan``)
 
@@ -96,6 +98,15 @@ def share(name: str) -> float:
         return float("inf")
     weight = SHARES.get(name, 1.0)
     return max(time_left * weight / (weight + REFERENCE_SHARE + sum(SHARES.get(n, 1.0) for n in others)), 0.0)
+
+
+def call_limit(default: float) -> float:
+    """The longest one call into the student's code may take: ``default``, or an eighth of the budget when
+    that is shorter (at least ``MIN_CALL_SECONDS``), so that one endless loop leaves time for other checks."""
+    budget = total()
+    if budget != budget:  # no budget: a local run
+        return default
+    return min(default, max(budget / 8, MIN_CALL_SECONDS))
 
 
 def spent_message(slowest: list[tuple[str, float]]) -> str:

@@ -182,7 +182,8 @@ def describe_failure(error: BaseException) -> tuple[str, str]:
     return ERROR, detail
 
 
-def _title(item: pytest.Item) -> str:
+def title(item: pytest.Item) -> str:
+    """The check's name in the table: the first line of the test's docstring."""
     doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
     first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
     return first or item.name
@@ -199,6 +200,14 @@ class Recorder:
         self.sandbox: Sandbox | None = None
         self.sandbox_log = ""
         self.tampered: list[str] = []
+        self.charged: dict[str, float] = {}  # node id -> seconds moved to (or from) that test (``move_seconds``)
+        self.current = ""  # node id of the test running now
+
+    def move_seconds(self, nodeid: str, seconds: float) -> None:
+        """Counts ``seconds`` of shared work done during the running test (e.g. a session fixture's) to the
+        test ``nodeid`` instead, so each check's timing shows its own work."""
+        self.charged[nodeid] = self.charged.get(nodeid, 0.0) + seconds
+        self.charged[self.current] = self.charged.get(self.current, 0.0) - seconds
 
     @pytest.fixture(scope="session")
     def student(self):
@@ -240,11 +249,12 @@ class Recorder:
         self.sandbox_log = sandbox.report()
 
     def pytest_runtest_setup(self, item):
+        self.current = item.nodeid
         if budget.left() < budget.MIN_CHECK_SECONDS:
             done = sorted(((t.name, t.seconds) for t in self.results.tests), key=lambda pair: -pair[1])
             raise budget.BudgetSpent(budget.spent_message(done))
         if self.sandbox is not None:
-            self.sandbox.label = _title(item)  # messages of the sandbox name the check that was running
+            self.sandbox.label = title(item)  # messages of the sandbox name the check that was running
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.sandbox_log:
@@ -257,7 +267,7 @@ class Recorder:
             value = float(mark.args[0]) if mark and mark.args else 0.0
             problem = item.get_closest_marker("problem")
             problem = str(problem.args[0]) if problem and problem.args else getattr(item.module, "PROBLEM", "")
-            result = TestResult(item.nodeid, _title(item), value, value, PASSED, problem=str(problem))
+            result = TestResult(item.nodeid, title(item), value, value, PASSED, problem=str(problem))
             self.by_id[item.nodeid] = result
             self.results.tests.append(result)
         return self.by_id[item.nodeid]
@@ -266,7 +276,7 @@ class Recorder:
     def pytest_runtest_makereport(self, item, call):
         report = yield
         result = self._result(item)
-        result.seconds = round(result.seconds + report.duration, 2)
+        result.seconds = round(max(result.seconds + report.duration + self.charged.pop(item.nodeid, 0.0), 0.0), 2)
         if result.status != PASSED:  # the first problem (setup, call or teardown) is the message
             return report
         if report.skipped:

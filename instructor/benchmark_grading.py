@@ -133,8 +133,9 @@ def grade_in_box(box: Path, shape: str, zip_path: Path, bundle: Path, work: Path
     if results_path.is_file():
         results = json.loads(results_path.read_text(encoding="utf-8"))
         row["score"] = results.get("score")
-        row["max"] = sum(t.get("max_score", 0) for t in results.get("tests", []))
         extra = results.get("extra_data", {})
+        row["max"] = f"{extra.get('max_score', '?'):g}+{extra.get('max_extra_credit', 0):g}" \
+            if isinstance(extra.get("max_score"), (int, float)) else "?"
         row["checks"] = extra.get("seconds", {})
         row["notes"] = extra.get("reason", "")
         row["results"] = results
@@ -188,7 +189,7 @@ def print_row(row: dict) -> None:
     slowest = sorted(row["checks"].items(), key=lambda item: -item[1])[:4]
     print(f"{row['shape']:<14} {row['submission']:<10} wall {_fmt(row['wall'], '.0f')} s, cpu {_fmt(row['cpu'], '.0f')} s, "
           f"peak {_fmt(row['peak'], 'd')} MiB, ooms {_fmt(row['ooms'], 'd')}, score {_fmt(row['score'], 'g')}"
-          f"/{_fmt(row['max'], 'g')}; slowest: " + ", ".join(f"{n} {s:.0f} s" for n, s in slowest), flush=True)
+          f"/{row['max']}; slowest: " + ", ".join(f"{n} {s:.0f} s" for n, s in slowest), flush=True)
 
 
 def print_table(rows: list[dict]) -> None:
@@ -197,7 +198,7 @@ def print_table(rows: list[dict]) -> None:
     for row in rows:
         slowest = sorted(row["checks"].items(), key=lambda item: -item[1])[:3]
         print(f"| {row['shape']} | {row['submission']} | {_fmt(row['wall'], '.0f')} | {_fmt(row['cpu'], '.0f')} | "
-              f"{_fmt(row['peak'], 'd')} | {_fmt(row['ooms'], 'd')} | {_fmt(row['score'], 'g')}/{_fmt(row['max'], 'g')} | "
+              f"{_fmt(row['peak'], 'd')} | {_fmt(row['ooms'], 'd')} | {_fmt(row['score'], 'g')}/{row['max']} | "
               + "; ".join(f"{n} {s:.0f} s" for n, s in slowest) + " |")
 
 

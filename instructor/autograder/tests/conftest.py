@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from grader import budget
+from grader.plugin import title
 from grader.sandbox import Sandbox, StudentFailure
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -113,18 +114,26 @@ def student_work(name: str):
 @pytest.fixture(scope="session")
 def student_runs(request, student) -> dict[str, Outcome]:
     """Runs the student's part of every selected check that needs the reference, in one go (see above)."""
+    checks = {mark.args[0]: item for item in reversed(request.session.items)
+              for mark in item.iter_markers("student_work")}  # work -> the (first) check judging it
     wanted = list(dict.fromkeys(mark.args[0] for item in request.session.items
                                 for mark in item.iter_markers("student_work")))
     budget.plan(wanted)
     outcomes = {}
     for name in wanted:
         outcome = outcomes[name] = Outcome()
-        started = time.monotonic()
+        started, label = time.monotonic(), getattr(student, "label", "")
+        student.label = title(checks[name])  # the sandbox's messages name the check this work is for
         try:
             outcome.result = STUDENT_WORK[name](student, outcome)
         except (StudentFailure, AssertionError) as error:
             outcome.failure = error
+        finally:
+            student.label = label
         outcome.seconds = time.monotonic() - started
+        recorder = request.config.pluginmanager.get_plugin("grader-recorder")
+        if recorder is not None:  # the timings show each check's own part, not all of it on the first check
+            recorder.move_seconds(checks[name].nodeid, outcome.seconds)
     return outcomes
 
 

@@ -236,6 +236,15 @@ def train(kind: str, settings: dict, iterations: int, validate: dict | None = No
             "warnings": [str(w.message) for w in caught if "tf.function" in str(w.message)]}
 
 
+def forget(kind: str) -> None:
+    """Drops a finished training run (its model, optimiser and traced graphs), so the next run's memory
+    does not come on top of it: a grading container may have little."""
+    import gc
+
+    _RUNS.pop(kind, None)
+    gc.collect()
+
+
 def transfer_heads(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:
     """The student's transfer_learn on every task of a stream, with the grader's frozen features.
 

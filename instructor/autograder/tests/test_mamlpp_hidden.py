@@ -20,7 +20,7 @@ import json
 import numpy as np
 import pytest
 
-from grader import checks
+from grader import checks, container
 from grader.plugin import Parts, points
 from grader.sandbox import StudentFailure
 
@@ -30,6 +30,10 @@ from .test_training import SETTINGS, TARGET, judge_training, measured_weights, p
 
 PROBLEM = "Extra credit: MAML++"  # the part of the assignment these points count for (README, Grading)
 RTOL = 1e-6  # float64 throughout, as the FO-MAML checks
+# The smallest container in which the MAML++ training check can run: the reference's training (second-order
+# machinery, multi-step loss, meta-batch 8) peaks at ~1080 MiB resident in the sandbox's worker
+# (instructor/benchmark_grading.py), plus the grader's own process and the sandbox's reserve.
+MAMLPP_CONTAINER_BYTES = 1300 * 2**20
 
 
 def mamlpp_hparams() -> dict:
@@ -138,6 +142,13 @@ def test_mamlpp_adapt_and_outer_loop(mamlpp_out):
 
 @student_work("mamlpp_training")
 def _mamlpp_training(student, outcome) -> dict:
+    memory = container.memory_limit_bytes()
+    if memory is not None and memory < MAMLPP_CONTAINER_BYTES:
+        raise AssertionError(
+            f"not run: this grading container has {memory / 2**20:.0f} MB of memory, and training MAML++ with "
+            f"`python maml.py --mamlpp`'s settings needs about {MAMLPP_CONTAINER_BYTES / 2**20:.0f} MB (measured "
+            f"with the reference solution). This is the course's setting, not your code: tell the course staff "
+            f"(README of the autograder: the container to choose).")
     hp = mamlpp_hparams()
     settings = {key: hp[key] for key in SETTINGS}
     settings["mamlpp"] = {**{key: hp[key] for key in (*FACTS["mamlpp_techniques"], *FACTS["mamlpp_settings"])},

@@ -108,6 +108,7 @@ def train(student, kind: str, hp: dict, settings: dict, outcome) -> dict:
         if isinstance(out["accuracy"], float) and out["accuracy"] >= TARGET:
             stopped = f"your evaluation reported {percent(out['accuracy'])}"
             break
+    student.call(probes_hidden.forget, {"kind": kind})
     if out is None:
         raise AssertionError(f"not run: {stopped}.")
     return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
