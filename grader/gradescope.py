@@ -14,7 +14,10 @@ Steps:
    another handout version) scores 0 with every reason.
 2. Run the public tests (``grader/tests``) and, when this copy holds them, the
    hidden tests (``HIDDEN_TESTS``), with the student's code in the sandbox
-   (``grader.sandbox``; limits from ``GRADER_*`` variables).
+   (``grader.sandbox``; limits from ``GRADER_*`` variables), within the time
+   budget of the platform's timeout (``--timeout``, ``grader.budget``): a check
+   that would not fit scores 0 with that reason, and results.json is written
+   before the platform would stop the autograder.
 3. Check that the grader's own files did not change while it ran; if they
    did, the submission scores 0 and is flagged.
 4. Write ``results.json`` in Gradescope's schema (``score``, ``execution_time``,
@@ -251,8 +254,8 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
         env["GRADER_ISOLATION"] = "process"  # never the in-process stand-in (grader.sandbox.open_sandbox)
         tests = [runner.PUBLIC_TESTS, *([] if public_only else hidden_tests())]
         timeout = min(limits.total_seconds + MARGIN_SECONDS, budget.left() + budget.RESERVE_SECONDS / 2)
-        results, output = runner.run_tests(tests, extra, student_dir=code, timeout=timeout, env=env)
-    print(output)  # the instructor's log (Gradescope shows stdout to instructors only)
+        # the output goes to the instructor's log as it comes (Gradescope shows stdout to instructors only)
+        results, output = runner.run_tests(tests, extra, student_dir=code, timeout=timeout, env=env, stream=True)
     if grader_digest() != before:
         for test in results.tests:
             test.points, test.status = 0.0, "failed"

@@ -202,6 +202,8 @@ class Recorder:
         self.tampered: list[str] = []
         self.charged: dict[str, float] = {}  # node id -> seconds moved to (or from) that test (``move_seconds``)
         self.current = ""  # node id of the test running now
+        self.progress = False  # a line per finished check (--grader-progress)
+        self.total = 0
 
     def move_seconds(self, nodeid: str, seconds: float) -> None:
         """Counts ``seconds`` of shared work done during the running test (e.g. a session fixture's) to the
@@ -255,6 +257,15 @@ class Recorder:
             raise budget.BudgetSpent(budget.spent_message(done))
         if self.sandbox is not None:
             self.sandbox.label = title(item)  # messages of the sandbox name the check that was running
+
+    def pytest_runtest_logfinish(self, nodeid):
+        result = self.by_id.get(nodeid)
+        if self.progress and result is not None:
+            print(f"\n[{len(self.results.tests)}/{self.total}] {result.points:g}/{result.max_points:g} "
+                  f"{result.status:<7} {result.name} ({result.seconds:.0f} s)", flush=True)
+
+    def pytest_collection_finish(self, session):
+        self.total = len(session.items)
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.sandbox_log:
@@ -317,6 +328,8 @@ class Recorder:
 
 def pytest_addoption(parser):
     parser.addoption("--grader-json", default=None, help="write the graded results (JSON) to this path")
+    parser.addoption("--grader-progress", action="store_true",
+                     help="print a line per finished check: its points, status, name and seconds")
     parser.addoption("--grader-student-dir", default=None,
                      help="folder holding the student's maml.py and maml_transfer.py (default: the handout)")
 
@@ -325,5 +338,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "points(value): what a graded test is worth")
     config.addinivalue_line("markers", "problem(name): the part of the assignment a test belongs to "
                                        "(default: the test module's PROBLEM)")
-    config.pluginmanager.register(Recorder(config.getoption("grader_json"), config.getoption("grader_student_dir")),
-                                  "grader-recorder")
+    recorder = Recorder(config.getoption("grader_json"), config.getoption("grader_student_dir"))
+    recorder.progress = bool(config.getoption("grader_progress"))
+    config.pluginmanager.register(recorder, "grader-recorder")

@@ -32,9 +32,35 @@ def pytest_command(tests: Path | list[Path], results_path: Path, extra: list[str
             "--rootdir", str(ROOT), "--grader-json", str(results_path), *extra]
 
 
+def _run_streamed(command: list[str], *, env: dict, timeout: float) -> tuple[str, int | None]:
+    """Runs ``command``, echoing its output line by line as it comes; (the output, exit code or None on timeout)."""
+    import threading
+
+    child = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, errors="replace")
+    lines: list[str] = []
+
+    def pump():
+        for line in child.stdout:
+            lines.append(line)
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code = child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        code = None
+    reader.join(timeout=5)
+    return "".join(lines), code
+
+
 def run_tests(tests: Path | list[Path] = PUBLIC_TESTS, extra: list[str] | None = None, *,
               timeout: float = DEFAULT_TIMEOUT, verbose: bool = False, student_dir: Path | None = None,
-              env: dict[str, str] | None = None) -> tuple[Results, str]:
+              env: dict[str, str] | None = None, stream: bool = False) -> tuple[Results, str]:
     """Runs the tests under ``tests`` against the student's code.
 
     Args:
@@ -42,6 +68,8 @@ def run_tests(tests: Path | list[Path] = PUBLIC_TESTS, extra: list[str] | None =
         extra: more pytest arguments, e.g. ["-k", "inner_loop"].
         timeout: seconds before the whole run is stopped.
         verbose: stream pytest's own output instead of capturing it.
+        stream: capture the output and also echo it as it comes, with a line per finished check
+            (the autograder's log: an instructor sees where grading is).
         student_dir: the folder holding the student's code files (default: ``ROOT``).
         env: more environment variables for the tests, e.g. the sandbox's
             limits (``GRADER_TOTAL_SECONDS``, see ``grader.sandbox.Limits``).
@@ -58,15 +86,21 @@ def run_tests(tests: Path | list[Path] = PUBLIC_TESTS, extra: list[str] | None =
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
         results_path = Path(tmp) / "results.json"
         student = ["--grader-student-dir", str(student_dir)] if student_dir else []
-        command = pytest_command(tests, results_path, quiet + student + list(extra or []))
-        try:
-            child = subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, text=True,
-                                   stdout=None if verbose else subprocess.PIPE,
-                                   stderr=None if verbose else subprocess.STDOUT)
-            output, code = child.stdout or "", child.returncode
-        except subprocess.TimeoutExpired as expired:
-            output = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else ""
-            return Results(problems=[f"the tests did not finish within {timeout:g} s and were stopped"]), output
+        progress = ["--grader-progress"] if stream else []
+        command = pytest_command(tests, results_path, quiet + progress + student + list(extra or []))
+        if stream and not verbose:
+            output, code = _run_streamed(command, env=env, timeout=timeout)
+            if code is None:
+                return Results(problems=[f"the tests did not finish within {timeout:g} s and were stopped"]), output
+        else:
+            try:
+                child = subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, text=True,
+                                       stdout=None if verbose else subprocess.PIPE,
+                                       stderr=None if verbose else subprocess.STDOUT)
+                output, code = child.stdout or "", child.returncode
+            except subprocess.TimeoutExpired as expired:
+                output = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else ""
+                return Results(problems=[f"the tests did not finish within {timeout:g} s and were stopped"]), output
         if results_path.is_file():
             results = Results.from_json(results_path.read_text(encoding="utf-8"))
             if code not in (0, 1) and not results.problems:  # 1: some test failed; else pytest broke

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from grader import submission  # noqa: E402
 
 DEFAULT_BOX = ROOT.parent / "shared" / "tools" / "gradescope-box"
-DEFAULT_SHAPES = ("0.5:768M:600", "1:2G:1200", "2:4G:2400")
+DEFAULT_SHAPES = ("0.5:768M:600", "1:2G:1200", "2:4G:600")  # Gradescope's default, the documented one, a larger
 RUNS = {  # results/<run> of a submission -> the student's command (shortened assignment settings, as in CI)
     "fomaml": ["maml.py", "--num-iterations", "20", "--val-interval", "20", "--num-val-tasks", "10"],
     "transfer": ["maml_transfer.py", "pretrain", "--num-epochs", "2", "--val-interval", "1000",
@@ -77,6 +77,24 @@ def _run(command: list[str], cwd: Path, env: dict) -> None:
         raise SystemExit(f"{' '.join(command)} failed:\n{child.stdout[-2000:]}{child.stderr[-3000:]}")
 
 
+def documented_shape() -> str:
+    """The container the bundle's instructions name (``bundle.GRADESCOPE_SETTINGS``), as CPUS:MEMORY:TIMEOUT."""
+    from instructor.release.bundle import GRADESCOPE_SETTINGS as settings
+
+    return f"{settings['cpus']:g}:{settings['memory']}:{settings['timeout']}"
+
+
+def run_files(folder: Path) -> dict[str, bytes]:
+    """The files of a submission that ``folder``'s results/ provides (the runs' records), and a report."""
+    files: dict[str, bytes] = {"report.md": b"# Report\n\nWritten by the benchmark.\n"}
+    for path in sorted((folder / "results").rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and (relative in submission.REQUIRED
+                               or any(pattern.fullmatch(relative) for pattern in submission.OPTIONAL)):
+            files[relative] = path.read_bytes()
+    return files
+
+
 def make_submissions(work: Path, names: list[str]) -> dict[str, Path]:
     """Builds the submission zips for this handout's version (the runs are made once and reused)."""
     from instructor.release import build
@@ -97,12 +115,7 @@ def make_submissions(work: Path, names: list[str]) -> dict[str, Path]:
             print(f"training the submission's {kind} run: python {' '.join(command)}", flush=True)
             _run([sys.executable, *command, "--log-dir", str(runs / "results" / kind)], runs, env)
         (runs / "done").write_text("")
-    files: dict[str, bytes] = {"report.md": b"# Report\n\nWritten by the benchmark.\n"}
-    for path in sorted((runs / "results").rglob("*")):
-        relative = path.relative_to(runs).as_posix()
-        if path.is_file() and any(pattern.fullmatch(relative) for pattern in submission.OPTIONAL) \
-                or relative in submission.REQUIRED:
-            files[relative] = path.read_bytes()
+    files = run_files(runs)
     for name, path in zips.items():
         code = dict(solved)
         if OUTER_LOOP_BODY not in code["maml.py"]:
@@ -114,17 +127,29 @@ def make_submissions(work: Path, names: list[str]) -> dict[str, Path]:
     return zips
 
 
-def grade_in_box(box: Path, shape: str, zip_path: Path, bundle: Path, work: Path) -> dict:
-    """Grades one zip with ``gradescope_local`` inside the container shape; returns the measurements."""
+def grade_in_box(box: Path, shape: str, zip_path: Path, bundle: Path, work: Path,
+                 arguments: tuple[str, ...] = ()) -> dict:
+    """Grades one zip with ``gradescope_local`` inside the container shape; returns the measurements.
+
+    Args:
+        shape: "CPUS:MEMORY:TIMEOUT", e.g. "0.5:768M:600".
+        arguments: more arguments for run_autograder (e.g. "-k", EXPRESSION).
+
+    Returns:
+        shape, wall, cpu, peak (MiB), ooms, exit (None where the box printed no figures), score, max,
+        checks (seconds per check), notes (the reason of the score), results (results.json), box (its line).
+    """
     cpus, memory, timeout = shape.split(":")
     root = Path(tempfile.mkdtemp(prefix="bench-autograder-", dir=work))
     command = [str(box), "--cpus", cpus, "--memory", memory, "--timeout", str(int(timeout) + 60), "--",
                sys.executable, "-m", "instructor.gradescope_local", str(zip_path), "--bundle", str(bundle),
-               "--root", str(root), "--", "--timeout", timeout]
+               "--root", str(root), "--", "--timeout", timeout, *arguments]
     started = time.monotonic()
     child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     row = {"shape": shape, "wall": time.monotonic() - started, "cpu": None, "peak": None, "ooms": None,
-           "exit": child.returncode, "score": None, "max": None, "checks": {}, "notes": ""}
+           "exit": None, "score": None, "max": None, "checks": {}, "notes": "", "results": None,
+           "box": next((line for line in (child.stdout + child.stderr).splitlines()
+                        if line.startswith("gradescope-box:")), "")}
     match = BOX_LINE.search(child.stdout + child.stderr)
     if match:
         row.update(wall=float(match["wall"]), cpu=None if match["cpu"] == "unknown" else float(match["cpu"]),

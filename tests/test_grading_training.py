@@ -8,6 +8,15 @@ measured 80.0 %, on the target; pre-training: 2 epochs, ~90 %) but still above t
 test, training and efficiency included: full marks, the FO-MAML training check
 stopping early after 20 iterations.
 
+The same submission, zipped, is graded in the container the bundle's
+instructions name (``bundle.GRADESCOPE_SETTINGS``), inside ``gradescope-box``
+(a cgroup with that CPU quota and memory limit), on a subset of the checks
+that still exercises everything that shares the container: a public check,
+the student's run of a hidden check, the reference worker taking over from
+the student's worker, and a submitted weights file: every verdict full marks,
+no OOM kill, a complete results.json. (The benchmark,
+``instructor/benchmark_grading.py``, grades in full in every shape.)
+
 One broken variant (its query loss uses the meta-parameters, not the adapted
 ones) shows the training check failing with its reason; GRADER_TRAINING_ITERATIONS
 lowers the grader's budget to 20 iterations for it.
@@ -24,10 +33,11 @@ from pathlib import Path
 
 import pytest
 
-from grader import runner
+from grader import runner, submission
 from grader.report import PASSED
+from instructor import benchmark_grading
 from instructor.autograder import TESTS as HIDDEN
-from instructor.release import build
+from instructor.release import build, bundle
 from test_grading_catalogue import SUBMISSIONS, read_submission, student_files, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +102,30 @@ def test_training_check_fails_with_its_reason_when_training_does_not_reach_the_t
     assert test.points == 0 and test.status == "failed", table(results)
     assert test.message.startswith("training: after 20 iterations the validation accuracy is "), test.message
     assert "below the target 80.0 %" in test.message and "fix the failed checks" in test.message
+
+
+BOX_SUBSET = "inner_loop_outputs or transfer_training or transfer_submitted"  # see the module docstring
+
+
+def test_the_reference_is_graded_fully_in_the_documented_gradescope_container(handout, complete_submission,
+                                                                             tmp_path):
+    box = benchmark_grading.DEFAULT_BOX
+    if not box.is_file():
+        pytest.skip(f"{box} not found (it comes with ../shared/tools)")
+    code = {name: handout.stubbed[name].solved.encode() for name in submission.CODE}
+    zip_path = submission.write_submission({**benchmark_grading.run_files(complete_submission), **code}, "Kim Minji",
+                                           "2020-12345", tmp_path / "zip", version=handout.version)
+    bundle_zip = bundle.write_bundle(handout, tmp_path / "dist", ROOT)
+    shape = benchmark_grading.documented_shape()
+    row = benchmark_grading.grade_in_box(box, shape, zip_path, bundle_zip, tmp_path, ("-k", BOX_SUBSET))
+    if "cannot create cgroups" in row["box"] or row["exit"] is None:
+        pytest.skip(f"gradescope-box cannot run here: {row['box'] or 'no figures printed'}")
+    assert row["ooms"] == 0 and row["exit"] == 0, row["box"]
+    results = row["results"]
+    names = [t["name"] for t in results["tests"]]
+    assert len(names) == 3 and results["extra_data"]["status"] == "graded", (names, results["output"])
+    assert all(t["score"] == t["max_score"] > 0 for t in results["tests"]), \
+        [(t["name"], t["output"][:300]) for t in results["tests"]]
+    assert results["score"] == sum(t["max_score"] for t in results["tests"])
+    notes = " ".join(results["extra_data"]["notes"])
+    assert "network" in notes, notes

@@ -445,8 +445,13 @@ def test_autograder_bundle_grades_submissions_in_a_gradescope_layout(handout, tm
         archive_file.extractall(root)
         for info in archive_file.infolist():  # as unzip does: restore the permission bits
             (root / info.filename).chmod((info.external_attr >> 16) & 0o777)
-    assert sorted(p.name for p in root.iterdir()) == ["run_autograder", "setup.sh", "source"]
+    assert sorted(p.name for p in root.iterdir()) == ["GRADESCOPE_SETTINGS.txt", "run_autograder", "setup.sh", "source"]
     assert os.access(root / "run_autograder", os.X_OK) and os.access(root / "setup.sh", os.X_OK)
+    settings = bundle.GRADESCOPE_SETTINGS  # the instructions name the settings run_autograder plans for
+    instructions = (root / "GRADESCOPE_SETTINGS.txt").read_text(encoding="utf-8")
+    assert f"Autograder timeout:  {settings['timeout'] // 60} minutes" in instructions
+    assert f"{settings['cpus']:g} vCPU, {settings['memory']}B of memory" in instructions
+    assert f'GRADER_PLATFORM_TIMEOUT:-{settings["timeout"]}' in (root / "run_autograder").read_text()
     assert (root / "source/grader/VERSION").read_text().strip() == handout.version  # same as the handout
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable}
     results_path = root / "results" / "results.json"

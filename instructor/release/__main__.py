@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .build import CONFIG, ReleaseError, build_handout, public_tests_cover, write_handout
-from .bundle import write_bundle
+from .bundle import GRADESCOPE_SETTINGS, write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,9 @@ def summary(handout, folder: Path, zip_path: Path, bundle_path: Path) -> str:
     lines.append(f"  {len(handout.files)} files, {sum(map(len, handout.files.values()))} bytes; "
                  f"{len(todos)} TODOs; leak checks passed")
     lines.append(f"  autograder bundle: {bundle_path} (setup.sh, run_autograder, source/ = this handout)")
+    settings = GRADESCOPE_SETTINGS
+    lines.append(f"  Gradescope settings to choose: timeout {settings['timeout'] // 60} minutes, {settings['cpus']:g} "
+                 f"vCPU, {settings['memory']}B of memory (GRADESCOPE_SETTINGS.txt in the bundle)")
     uncovered = [todo for todo, covered in public_tests_cover(handout).items() if not covered]
     if uncovered:
         lines.append(f"  TODOs no public test mentions (the autograder's hidden tests must): {', '.join(uncovered)}")

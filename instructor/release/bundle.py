@@ -106,9 +106,29 @@ fi
 exit 0
 """
 
-# The Gradescope "Autograder Settings" this bundle is measured for (README, "The autograder bundle"):
-# instructor/benchmark_grading.py grades the reference and a 3x slower correct submission in this shape.
+# The Gradescope "Autograder Settings" this bundle is measured for (README, "Grading inside Gradescope's
+# limits"): instructor/benchmark_grading.py grades the reference and a 3x slower correct submission fully in
+# this shape, with 40 % headroom in time and 25 % in memory; run_autograder plans within this timeout.
 GRADESCOPE_SETTINGS = {"cpus": 1.0, "memory": "2G", "timeout": 1200}
+SETTINGS_TXT = """\
+Gradescope settings for this autograder (handout {version})
+===========================================================
+
+In the assignment's "Configure Autograder" page:
+
+  Autograder timeout:  {minutes} minutes ({timeout} s)
+  CPU / memory:        {cpus:g} vCPU, {memory}B of memory, or more
+
+run_autograder plans the grading within {timeout} s: every check runs, and one that would not fit
+scores 0 with that reason instead of Gradescope stopping the whole run. If you choose another
+timeout (40 minutes at most), set GRADER_PLATFORM_TIMEOUT to the same number of seconds in
+run_autograder. With Gradescope's defaults (0.5 vCPU, 768 MB, 10 minutes) the base assignment
+(40 points) is graded fully, but the extra credit's MAML++ training check needs about 1.3 GB and
+says so instead of running. The measurements behind these numbers: README of the assignment's
+source, "Grading inside Gradescope's limits" (python -m instructor.benchmark_grading).
+
+Set the assignment's autograder points to 40: the MAML++ extra credit (8 points) comes on top.
+"""
 
 EXECUTABLES = frozenset({"setup.sh", "run_autograder"})
 
@@ -134,6 +154,8 @@ def bundle_files(handout: Handout, root: str | Path | None = None) -> dict[str, 
     settings = {"version": handout.version, "python_version": PYTHON_VERSION, "uv_version": UV_VERSION,
                 "timeout": GRADESCOPE_SETTINGS["timeout"]}
     files["setup.sh"] = SETUP_SH.format(**settings).encode()
+    files["GRADESCOPE_SETTINGS.txt"] = SETTINGS_TXT.format(
+        version=handout.version, minutes=GRADESCOPE_SETTINGS["timeout"] // 60, **GRADESCOPE_SETTINGS).encode()
     files["run_autograder"] = RUN_AUTOGRADER.format(**settings).encode()
     return files
 

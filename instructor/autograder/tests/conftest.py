@@ -119,6 +119,8 @@ def student_runs(request, student) -> dict[str, Outcome]:
     wanted = list(dict.fromkeys(mark.args[0] for item in request.session.items
                                 for mark in item.iter_markers("student_work")))
     budget.plan(wanted)
+    if wanted:  # training in a fresh worker: the memory the earlier checks' graphs hold would come on top
+        student.recycle()
     outcomes = {}
     for name in wanted:
         outcome = outcomes[name] = Outcome()
