@@ -24,6 +24,8 @@ Steps:
    ``output``, ``tests[]`` with ``name``, ``score``, ``max_score``, ``status``,
    ``output``, ``tags``, ``visibility``; ``extra_data`` with the student's name
    and number, ``status`` graded/rejected/error and ``reason``), atomically.
+   Inside Gradescope (``$AUTOGRADER_ROOT/submission_metadata.json`` beside
+   the submission folder) the late penalty is applied once (``grader.late``).
 
 A valid results file exists whatever happens: a provisional one (score 0,
 "did not finish") is written first and replaced at the end, and any error of
@@ -43,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import budget, runner, version
+from grader import budget, late, runner, version
 from grader.plugin import FLAGGED
 from grader.report import PASSED, Results, to_gradescope
 from grader.sandbox import STUDENT_FILES, Limits
@@ -265,7 +267,9 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
     status = "error" if results.problems and not results.tests else "graded"
     if any(problem.startswith(FLAGGED) for problem in results.problems):
         status = "flagged"
-    return _results_json(results, notes, status, _reason(results), identity, started)
+    data = _results_json(results, notes, status, _reason(results), identity, started)
+    # inside Gradescope only (its submission_metadata.json): batch grading records lateness.csv instead
+    return late.apply_to_results(data, Path(submission), identity.student_number)
 
 
 def failure_results(message: str, started: float | None = None) -> dict:

@@ -84,6 +84,10 @@ class StudentFailure(Exception):
                                                                      "process running your code"
 
 
+class StudentTimeout(StudentFailure):
+    """A call into the student's code did not finish within its limit (the worker was stopped)."""
+
+
 class SandboxError(RuntimeError):
     """The grader could not run the sandbox at all (a problem of the grader, not the student)."""
 
@@ -540,10 +544,10 @@ class Sandbox:
             done = True
         except TimeoutError:
             if limit < wanted:
-                raise StudentFailure("error", f"not finished after {limit:.0f} s, when the time budget of the whole "
+                raise StudentTimeout("error", f"not finished after {limit:.0f} s, when the time budget of the whole "
                                               f"grading ran out: look for an endless loop, or work repeated far more "
                                               f"often than needed.") from None
-            raise StudentFailure("error", f"took longer than {limit:.0f} s, the limit of this check: look for "
+            raise StudentTimeout("error", f"took longer than {limit:.0f} s, the limit of this check: look for "
                                           f"an endless loop, or work repeated far more often than needed.") from None
         except (EOFError, BrokenPipeError):
             raise StudentFailure("error", self._death(what)) from None

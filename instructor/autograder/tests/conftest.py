@@ -140,13 +140,17 @@ def student_runs(request, student) -> dict[str, Outcome]:
 
 
 def pytest_collection_modifyitems(items):
-    """Checks that use the reference last, those that also judge student runs first among them."""
+    """Checks that use the reference last, those that also judge student runs first among them; those get
+    pytest-timeout's limit of a whole grading (their runs are limited by the time budget, ``grader.budget``)."""
     def phase(item) -> int:
         if "reference_worker" not in item.fixturenames:
             return 0
         return 1 if "student_runs" in item.fixturenames else 2
 
     items[:] = sorted(items, key=phase)  # stable: the order within each phase stays
+    for item in items:  # the first of them runs all the student's runs in its setup: the budget limits them
+        if item.get_closest_marker("student_work"):
+            item.add_marker(pytest.mark.timeout(budget.MAX_TIMEOUT))
 
 
 def pytest_configure(config):

@@ -40,6 +40,7 @@ import pytest
 
 from grader import budget
 from grader.plugin import Parts, points
+from grader.sandbox import StudentTimeout
 
 from . import probes_hidden, reference
 from .conftest import FACTS, pretrained, student_work
@@ -94,8 +95,16 @@ def train(student, kind: str, hp: dict, settings: dict, outcome) -> dict:
         if left <= 0:
             stopped = f"this check's share of the time budget ({allowance:.0f} s) was spent"
             break
-        out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "validate": spec,
-                                                 "iterations": min(interval, limit - iteration)}, timeout=left)
+        try:
+            out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "validate": spec,
+                                                     "iterations": min(interval, limit - iteration)}, timeout=left)
+        except StudentTimeout:  # `out` is still the last chunk's
+            if out is None:  # not even one chunk: nothing to judge
+                raise
+            stopped = (f"this check's share of the time budget ({allowance:.0f} s) was spent during iterations "
+                       f"{iteration + 1}-{iteration + interval}")
+            return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
+                    "stopped": stopped}  # the worker was stopped: nothing to forget
         warnings = warnings or out["warnings"]
         if out["iteration"] <= iteration:  # the process running the code ended and a new one started over
             raise AssertionError(f"training started over at iteration {out['iteration']}: the process running your "
