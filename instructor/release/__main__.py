@@ -67,9 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     except ReleaseError as error:
         print(f"release failed: {error}", file=sys.stderr)
         return 1
+    from instructor import late
+
+    try:
+        late_policy = late.load_policy(args.config or args.root / CONFIG)
+    except late.LateConfigError as error:
+        print(f"release failed: {error}", file=sys.stderr)
+        return 1
     folder, zip_path = write_handout(handout, args.out)
-    bundle_path = write_bundle(handout, args.out, args.root)
+    bundle_path = write_bundle(handout, args.out, args.root, late_policy)
     print(summary(handout, folder, zip_path, bundle_path))
+    if late_policy is None:
+        print("  late policy: none in the bundle ([late] deadline not set): Gradescope applies no late penalty")
+    else:
+        print(f"  late policy in the bundle: {late_policy.rule()}; deadline {late_policy.deadline.isoformat()} "
+              f"({late_policy.timezone}), {len(late_policy.extensions)} extension(s)")
     return 0
 
 

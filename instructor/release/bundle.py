@@ -26,7 +26,10 @@ Gradescope's layout (``python -m instructor.gradescope_local``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from grader.late import POLICY_FILE, Policy
 
 from . import archive
 from .build import Handout
@@ -144,9 +147,15 @@ def autograder_files(root: str | Path) -> dict[str, bytes]:
     return found
 
 
-def bundle_files(handout: Handout, root: str | Path | None = None) -> dict[str, bytes]:
-    """Path -> content of every file of the bundle (with the hidden tests of ``root``, when given)."""
+def bundle_files(handout: Handout, root: str | Path | None = None, late_policy: Policy | None = None) -> dict[str, bytes]:
+    """Path -> content of every file of the bundle (with the hidden tests of ``root``, when given).
+
+    ``late_policy`` (``course.toml``'s ``[late]``, read by ``instructor.late.load_policy``) goes in as
+    ``source/`` + ``grader.late.POLICY_FILE``, JSON: the autograder applies it inside Gradescope.
+    """
     files = {f"source/{path}": content for path, content in handout.files.items()}
+    if late_policy is not None:
+        files[f"source/{POLICY_FILE}"] = (json.dumps(late_policy.to_json(), indent=2, sort_keys=True) + "\n").encode()
     if root is not None:
         files.update({f"source/{path}": content for path, content in autograder_files(root).items()})
         files.update({f"source/{REFERENCE_DIR}/{name}": handout.stubbed[name].solved.encode("utf-8")
@@ -160,12 +169,14 @@ def bundle_files(handout: Handout, root: str | Path | None = None) -> dict[str, 
     return files
 
 
-def write_bundle(handout: Handout, out: str | Path, root: str | Path | None = None) -> Path:
+def write_bundle(handout: Handout, out: str | Path, root: str | Path | None = None,
+                 late_policy: Policy | None = None) -> Path:
     """Writes ``out/autograder.zip`` atomically; returns its path.
 
     Args:
         root: the instructor's repository, whose hidden tests go in (None: public tests only).
+        late_policy: the late rule the autograder applies inside Gradescope (None: no penalty).
     """
     path = Path(out) / "autograder.zip"
-    archive.write_atomic(path, archive.zip_bytes(bundle_files(handout, root), executables=EXECUTABLES))
+    archive.write_atomic(path, archive.zip_bytes(bundle_files(handout, root, late_policy), executables=EXECUTABLES))
     return path
