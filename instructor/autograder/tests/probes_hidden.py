@@ -11,6 +11,7 @@ train in chunks and judge the weights after each chunk in its own process.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 
@@ -180,10 +181,18 @@ def transfer_behaviour(inputs: dict) -> dict:
 # ------------------------------------------------------------------ training (assessment)
 
 
+@functools.cache
+def _omniglot():
+    """The data set, loaded once per process (100 MB as float32: every sampler shares it)."""
+    import load_data
+
+    return load_data.load_omniglot(progress=False)
+
+
 def _sampler(split: str, seed: int, num_way: int, num_support: int, num_query: int):
     import load_data
 
-    return load_data.TaskSampler(load_data.load_omniglot(progress=False), split, num_way, num_support,
+    return load_data.TaskSampler(_omniglot(), split, num_way, num_support,
                                  num_query, seed=seed)
 
 
