@@ -10,9 +10,14 @@ Reads, in the grades folder (``grade_batch``'s ``--out``), whichever exist:
   is the assignment's part (out of 40), ``extra_credit`` the MAML++ checks' (8);
 * ``results/<zip>.json`` (grade_batch): each check's score, for overrides;
 * ``report_points.csv`` (the TA's sheet, ``instructor.rubric``): the report (10 + 2 extra);
-* ``lateness.csv`` (``penalty_pp``, ``late_minutes``): the late penalty, applied here
-  and only here: ``final = max(0, total x (1 - penalty_pp/100))``, the extra
-  credit likewise (``final_extra``);
+* ``lateness.csv`` (``penalty_pp``, ``late_minutes``): the late penalty, deducted here
+  and only here (``late_penalty``), with ``grader.late.apply_penalty``, the
+  arithmetic the autograder uses inside Gradescope: ``penalty_pp`` percentage
+  points of the full marks (50) per the course rule, so 20 %p is 10 points,
+  never below ``[late] floor``. The deduction comes off the student's whole
+  score, extra credit included, as in Gradescope (where results.json's score
+  holds the extra credit): ``final`` (/50) loses it first, ``final_extra``
+  only what ``final`` could not absorb;
 * ``similarity_flags.csv``: a flag column;
 * the overrides file (default ``overrides.csv`` in the grades folder):
   ``student_number,target,points,reason,who,check_digest``. ``target`` is a
@@ -46,7 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import submission as submission_format  # noqa: E402
+from grader.late import apply_penalty  # noqa: E402
 from grader.report import EXTRA_CREDIT  # noqa: E402
+from instructor import late as late_module  # noqa: E402
 from instructor import rubric as rubric_module  # noqa: E402
 from load_data import atomic_output  # noqa: E402
 
@@ -165,10 +172,33 @@ class Student:
             return None
         return (self.autograded_extra or 0.0) + (self.report_extra or 0.0)
 
-    def penalised(self, value: float | None) -> float | None:
-        if value is None or self.penalty_pp is None:
-            return None
-        return max(0.0, value * (1 - self.penalty_pp / 100))
+
+
+def full_marks(rubric: rubric_module.Rubric) -> float:
+    """The assignment's total: the autograded part (40) and the report's ``[rubric] total`` (10)."""
+    return AUTOGRADED_MAX + rubric.total
+
+
+def late_penalty(total: float | None, extra: float | None, penalty_pp: float, maximum: float,
+                 floor: float = 0.0) -> tuple[float | None, float | None]:
+    """(final, final_extra): ``total`` and ``extra`` after a late penalty of ``penalty_pp``.
+
+    One deduction of ``penalty_pp`` percentage points of ``maximum`` (the
+    assignment's total, 50), taken by ``grader.late.apply_penalty`` from the
+    whole score, extra credit included, exactly as the autograder does inside
+    Gradescope with results.json's ``score``. ``final`` is ``total`` penalised;
+    ``final_extra`` is what remains of the whole score beyond ``final``, so the
+    extra credit loses points only when the deduction is larger than ``total``
+    (above ``floor``). None while ``total`` is None (the report not graded yet:
+    how much of the deduction the extra credit bears is not known), and
+    ``final_extra`` None when there is no extra credit at all.
+    """
+    if total is None:
+        return None, None
+    final = apply_penalty(total, maximum, penalty_pp, floor)
+    if extra is None:
+        return final, None
+    return final, round(apply_penalty(total + extra, maximum, penalty_pp, floor) - final, 4)
 
 
 def build(grades: Path, overrides_path: Path | None, rubric: rubric_module.Rubric) -> tuple[list[Student], list[str]]:
@@ -320,10 +350,10 @@ def build(grades: Path, overrides_path: Path | None, rubric: rubric_module.Rubri
     return sorted(students.values(), key=lambda s: (s.name.casefold(), s.number)), notes
 
 
-def final_row(s: Student, lateness_known: bool) -> list[str]:
-    penalty = s.penalty_pp if lateness_known else 0.0
-    s_pen = Student(s.name, s.number, penalty_pp=penalty)
-    final, final_extra = s_pen.penalised(s.total), s_pen.penalised(s.extra)
+def final_row(s: Student, lateness_known: bool, maximum: float, floor: float = 0.0) -> list[str]:
+    """The student's row of final_gradebook.csv; the late penalty by ``late_penalty`` (``maximum``: 50)."""
+    penalty = (s.penalty_pp or 0.0) if lateness_known else 0.0
+    final, final_extra = late_penalty(s.total, s.extra, penalty, maximum, floor)
     if s.autograded is None:
         s.status.append("not autograded")
     status = "; ".join(dict.fromkeys(s.status)) or "complete"
@@ -398,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m instructor.gradebook", description=__doc__.split("\n\n")[0])
     p.add_argument("grades", type=Path, help="grade_batch's --out folder")
     p.add_argument("--overrides", type=Path, default=None, help="default: GRADES/overrides.csv")
-    p.add_argument("--course", type=Path, default=rubric_module.COURSE, help="course.toml holding [rubric]")
+    p.add_argument("--course", type=Path, default=rubric_module.COURSE,
+                   help="course.toml holding [rubric] and [late] (its floor)")
     args = p.parse_args(argv)
     if not args.grades.is_dir():
         print(f"error: {args.grades} is not a folder", file=sys.stderr)
@@ -410,7 +441,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     lateness_known = (args.grades / "lateness.csv").exists()
-    rows = [final_row(s, lateness_known) for s in students]
+    floor = 0.0
+    if lateness_known:
+        try:
+            policy = late_module.load_policy(args.course)
+        except late_module.LateError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if policy is None:
+            notes.append(f"{args.course} has no [late] deadline: the penalty's floor is 0 points")
+        else:
+            floor = policy.floor
+    rows = [final_row(s, lateness_known, full_marks(rubric), floor) for s in students]
     write_final(args.grades / FINAL, rows)
     print(summary(rows, notes))
     print(f"\nFinal gradebook: {args.grades / FINAL}")

@@ -1,6 +1,9 @@
-"""The LMS (Moodle) side: ``python -m instructor.lms import-moodle DOWNLOAD.zip --worksheet WORKSHEET.csv --out submissions/``.
+"""The LMS side: Moodle's download and worksheet in, the final grades back out (Moodle or Canvas).
 
     python -m instructor.lms import-moodle Assignment2-download.zip --worksheet grading_worksheet.csv --out submissions/
+    python -m instructor.lms export-moodle grades/final_gradebook.csv --worksheet grading_worksheet.csv --out upload.csv
+    python -m instructor.lms export-canvas grades/final_gradebook.csv --assignment "Assignment 2 (1234)" \\
+        [--roster canvas_gradebook_export.csv] --out canvas_upload.csv
 
 Moodle's layouts (assignment module, ``mod/assign``), as this module reads them:
 
@@ -32,6 +35,26 @@ folder with no zip, or several). The student number is the one in the
 zip's name (``grader.submission.parse_zip_name``), else the worksheet's
 ``ID number``. Nothing in the download is changed; every output is written
 atomically.
+
+``export-moodle`` fills that same worksheet (read by ``read_worksheet``) for
+upload: its ``Grade`` (the final, penalised grade of
+``grades/final_gradebook.csv``, scaled to the row's ``Maximum Grade``) and
+``Feedback comments`` (how the grade was made), and keeps every other byte
+as it was: other columns, rows, quoting, line endings, BOM
+(``field_spans`` only locates the fields to replace; the values are
+``read_worksheet``'s). Students are matched by student number: the ``ID
+number`` column when Moodle shows it, else an email address holding the
+number (``2020-12345@...`` or ``202012345@...``), else the full name (NFC,
+case and spaces ignored; only when one student has it). A gradebook student
+without a worksheet row, a row without a student, or a student with no final
+grade is printed, never dropped silently; their Grade is left as it was.
+
+``export-canvas`` writes a Canvas gradebook import CSV (``CANVAS_COLUMNS``:
+``Student, ID, SIS User ID, SIS Login ID, Section``, then one column named as
+the assignment in Canvas, "Assignment 2 (1234)", and a ``Points Possible``
+row). With ``--roster`` (Canvas's own gradebook export) the Canvas ids and
+sections are copied from it, students matched by SIS User ID / SIS Login ID /
+name as above; without it, SIS User ID is the student number.
 """
 
 from __future__ import annotations
@@ -74,6 +97,16 @@ FILE_PLUGIN = "assignsubmission_file"
 FOLDER_PATTERN = re.compile(r"(?P<name>.*)_(?P<participant>\d+)_(?P<plugin>assignsubmission_[a-z]+)_?")
 FLAT_PATTERN = re.compile(r"(?P<name>.*?)_(?P<participant>\d+)_(?P<plugin>assignsubmission_[a-z]+)_(?P<file>.+)")
 IMPORT_COLUMNS = ("participant", "name", "student_number", "file", "submitted_at", "status", "reason")
+
+# --- Canvas's gradebook CSV (Grades > Export / Import) ---
+CANVAS_STUDENT = "Student"
+CANVAS_ID = "ID"
+CANVAS_SIS_USER_ID = "SIS User ID"
+CANVAS_SIS_LOGIN_ID = "SIS Login ID"
+CANVAS_SECTION = "Section"
+CANVAS_COLUMNS = (CANVAS_STUDENT, CANVAS_ID, CANVAS_SIS_USER_ID, CANVAS_SIS_LOGIN_ID, CANVAS_SECTION)
+CANVAS_POINTS_POSSIBLE = "Points Possible"
+CANVAS_TEST_STUDENT = "Student, Test"  # Canvas's Student View user, in every export
 
 
 class LmsError(ValueError):
@@ -314,6 +347,255 @@ def summary(results: list[Imported]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- the grades back: Moodle's worksheet, Canvas's CSV
+
+
+def name_key(name: str) -> str:
+    """A full name for matching: NFC, case and runs of spaces ignored."""
+    return " ".join(unicodedata.normalize("NFC", name or "").casefold().split())
+
+
+def number_in(text: str) -> str | None:
+    """A student number found in ``text`` (an ID number, an email's local part), normalised; else None."""
+    text = unicodedata.normalize("NFKC", text or "").strip()
+    local = text.split("@")[0]
+    for candidate in (text, local):
+        try:
+            return submission.normalize_student_number(candidate)
+        except submission.SubmissionError:
+            pass
+    digits = re.sub(r"\D", "", local)
+    if len(digits) == 9:  # 202012345: the pattern without its hyphen
+        try:
+            return submission.normalize_student_number(f"{digits[:4]}-{digits[4:]}")
+        except submission.SubmissionError:
+            return None
+    return None
+
+
+def read_final(path: Path) -> dict[str, dict[str, str]]:
+    """``final_gradebook.csv`` (``python -m instructor.gradebook``) by student number."""
+    from instructor import gradebook
+
+    if not Path(path).is_file():
+        raise LmsError(f"{path} does not exist: write it with `python -m instructor.gradebook grades/`")
+    try:
+        rows = gradebook.read_csv(Path(path))
+    except gradebook.GradebookError as error:
+        raise LmsError(str(error)) from None
+    if rows and not {"student_number", "final"} <= set(rows[0]):
+        raise LmsError(f"{path} is not a final gradebook (no student_number / final column): write it with "
+                       f"`python -m instructor.gradebook grades/`")
+    return {row["student_number"]: row for row in rows if row.get("student_number")}
+
+
+def match_students(people: list[tuple[str, str, str]], final: dict[str, dict[str, str]]
+                   ) -> tuple[dict[int, str], list[str]]:
+    """Index -> student number for (id value, email or login, full name) triples; notes on uncertain matches."""
+    by_name: dict[str, list[str]] = {}
+    for number, row in final.items():
+        by_name.setdefault(name_key(row.get("name", "")), []).append(number)
+    matched, notes = {}, []
+    for index, (id_value, email, full_name) in enumerate(people):
+        number = None
+        for value in (id_value, email):
+            if not number:
+                found = number_in(value)
+                number = found if found in final else None
+        if not number:
+            candidates = by_name.get(name_key(full_name), [])
+            if len(candidates) == 1:
+                number = candidates[0]
+                notes.append(f"{full_name}: matched by full name to {number}")
+            elif len(candidates) > 1:
+                notes.append(f"{full_name}: {len(candidates)} students have this name ({', '.join(candidates)}); "
+                             f"add the ID number column to the worksheet")
+        if number:
+            if number in matched.values():
+                notes.append(f"{number}: matched by two rows; only the first is filled")
+                continue
+            matched[index] = number
+    return matched, notes
+
+
+def final_grade(row: dict[str, str], with_extra: bool) -> float:
+    """The grade to upload: ``final`` (/50), plus ``final_extra`` with ``with_extra``."""
+    return float(row["final"]) + (float(row.get("final_extra") or 0) if with_extra else 0.0)
+
+
+def feedback(row: dict[str, str], full_marks: float) -> str:
+    """The Feedback comments: how the grade was made, in one line."""
+    from instructor.gradebook import AUTOGRADED_MAX
+
+    parts = [f"Autograded {row.get('autograded') or '?'}/{AUTOGRADED_MAX:g}, report {row.get('report') or '?'}/"
+             f"{full_marks - AUTOGRADED_MAX:g}, total {row.get('total') or '?'}/{full_marks:g}"]
+    if row.get("extra_credit"):
+        parts.append(f"extra credit {row['extra_credit']}/10")
+    if row.get("penalty_pp") and float(row["penalty_pp"]) > 0:
+        points = float(row["penalty_pp"]) / 100 * full_marks
+        parts.append(f"{row.get('late_minutes') or '?'} min late: -{row['penalty_pp']} %p of {full_marks:g} "
+                     f"(-{points:g} points)")
+    parts.append(f"final {row.get('final') or '?'}/{full_marks:g}"
+                 + (f" + {row['final_extra']} extra" if row.get("final_extra") else ""))
+    if row.get("overrides_applied"):
+        parts.append(f"regraded: {row['overrides_applied']}")
+    return "; ".join(parts) + "."
+
+
+def field_spans(text: str) -> list[list[str]]:
+    """The CSV's records as their raw field texts (quotes kept), so the fields not replaced are written back as
+    they were; each record's last element is its line ending ("" for a last record without one).
+
+    Only for rewriting: the values themselves are ``read_worksheet``'s.
+    """
+    records, fields, start, i, quoted = [], [], 0, 0, False
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    i += 1
+                else:
+                    quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == ",":
+            fields.append(text[start:i])
+            start = i + 1
+        elif c in "\r\n":
+            end = i + 2 if text.startswith("\r\n", i) else i + 1
+            fields.append(text[start:i])
+            records.append([*fields, text[i:end]])
+            fields, start, i = [], end, end
+            continue
+        i += 1
+    if start < n or fields:
+        fields.append(text[start:])
+        records.append([*fields, ""])
+    return records
+
+
+def moodle_field(value: str) -> str:
+    """A value as Moodle writes it (PHP's fputcsv: quoted when it holds a comma, quote or white space)."""
+    if re.search(r'[,"\s]', value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def export_moodle(final_path: Path, worksheet_path: Path, out: Path, full_marks: float, *,
+                  with_extra: bool = False) -> dict:
+    """Writes ``out``: Moodle's worksheet with Grade and Feedback comments filled; returns what happened.
+
+    Raises:
+        LmsError: the worksheet or the final gradebook cannot be used (says how to fix it).
+    """
+    from load_data import atomic_output
+
+    final = read_final(final_path)
+    sheet = read_worksheet(worksheet_path)
+    for column in (GRADE, FEEDBACK_COMMENTS):
+        if column not in sheet.columns:
+            raise LmsError(f"{worksheet_path} has no {column!r} column (found {', '.join(sheet.columns)}): export "
+                           f"the grading worksheet again (View all submissions > Download grading worksheet) with "
+                           f"offline grading worksheets and feedback comments enabled")
+    data = Path(worksheet_path).read_bytes()
+    bom = data.startswith(b"\xef\xbb\xbf")
+    records = field_spans(data[3 if bom else 0:].decode("utf-8"))
+    body = [r for r in records[1:] if r[:-1] != [""]]  # csv skips blank lines too
+    if len(body) != len(sheet.rows) or any(len(r) - 1 != len(sheet.columns) for r in body):
+        raise LmsError(f"{worksheet_path}: some rows do not have the header's {len(sheet.columns)} fields: use the "
+                       f"CSV Moodle exported, unedited")
+    matched, notes = match_students([(row.id_number, row.email, row.full_name) for row in sheet.rows], final)
+    grade_at, feedback_at = sheet.columns.index(GRADE), sheet.columns.index(FEEDBACK_COMMENTS)
+    filled, no_grade = 0, []
+    for index, (record, row) in enumerate(zip(body, sheet.rows)):
+        number = matched.get(index)
+        if number is None:
+            continue
+        student = final[number]
+        if not student.get("final"):
+            no_grade.append(f"{student.get('name')} ({number}): no final grade ({student.get('status')}); Grade "
+                            f"left as it was")
+            continue
+        maximum = row.values.get(MAXIMUM_GRADE, "")
+        try:
+            scale = float(maximum) / full_marks if maximum not in ("", NO_VALUE) else 1.0
+        except ValueError:
+            scale = 1.0
+        record[grade_at] = moodle_field(f"{final_grade(student, with_extra) * scale:.2f}")
+        record[feedback_at] = moodle_field(feedback(student, full_marks))
+        filled += 1
+    with atomic_output(out) as tmp:
+        tmp.write_bytes((b"\xef\xbb\xbf" if bom else b"")
+                        + "".join(",".join(r[:-1]) + r[-1] for r in records).encode("utf-8"))
+    return {"filled": filled, "notes": notes, "no_grade": no_grade,
+            "lms_only": [row.full_name for i, row in enumerate(sheet.rows) if i not in matched],
+            "gradebook_only": [f"{r.get('name')} ({n})" for n, r in final.items() if n not in matched.values()]}
+
+
+def export_canvas(final_path: Path, assignment: str, out: Path, full_marks: float, *, roster: Path | None = None,
+                  with_extra: bool = False) -> dict:
+    """Writes a Canvas gradebook import CSV; returns what happened.
+
+    Raises:
+        LmsError: the roster or the final gradebook cannot be used (says how to fix it).
+    """
+    from load_data import atomic_output
+
+    final = read_final(final_path)
+    people, notes, roster_only = [], [], []
+    if roster is not None:
+        try:
+            text = Path(roster).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as error:
+            raise LmsError(f"{roster} cannot be read ({error}): use the UTF-8 CSV Canvas exports") from None
+        rows = [r for r in csv.DictReader(io.StringIO(text, newline=""))
+                if (r.get(CANVAS_STUDENT) or "").strip() not in ("", CANVAS_POINTS_POSSIBLE)
+                and CANVAS_TEST_STUDENT not in (r.get(CANVAS_STUDENT) or "")]
+        missing = [c for c in CANVAS_COLUMNS if c not in (rows[0] if rows else {})]
+        if missing:
+            raise LmsError(f"{roster}: no {', '.join(missing)} column: use the CSV Canvas exports "
+                           f"(Grades > Export > Export Entire Gradebook)")
+        matched, notes = match_students([(r[CANVAS_SIS_USER_ID], r[CANVAS_SIS_LOGIN_ID], r[CANVAS_STUDENT])
+                                         for r in rows], final)
+        for i, row in enumerate(rows):
+            if i in matched:
+                people.append(([row[c] for c in CANVAS_COLUMNS], matched[i]))
+            else:
+                roster_only.append(row[CANVAS_STUDENT])
+    else:
+        for number, row in final.items():
+            people.append(([row.get("name", ""), "", number, "", ""], number))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([*CANVAS_COLUMNS, assignment])
+    writer.writerow([CANVAS_POINTS_POSSIBLE, *[""] * (len(CANVAS_COLUMNS) - 1), f"{full_marks:g}"])
+    no_grade = []
+    for fixed, number in people:
+        row = final[number]
+        if row.get("final"):
+            writer.writerow([*fixed, f"{final_grade(row, with_extra):.2f}"])
+        else:
+            no_grade.append(f"{row.get('name')} ({number}): no final grade ({row.get('status')})")
+            writer.writerow([*fixed, ""])
+    with atomic_output(out) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    placed = {number for _, number in people}
+    return {"filled": len(people) - len(no_grade), "notes": notes, "no_grade": no_grade, "lms_only": roster_only,
+            "gradebook_only": [f"{r.get('name')} ({n})" for n, r in final.items() if n not in placed]}
+
+
+def export_summary(done: dict, what: str) -> str:
+    """What an export did, printed at the end."""
+    lines = [f"{done['filled']} grades filled"]
+    lines += [f"note: {note}" for note in done["notes"]]
+    lines += [f"not filled: {line}" for line in done["no_grade"]]
+    lines += [f"in the {what} but not in the gradebook: {name}" for name in done["lms_only"]]
+    lines += [f"in the gradebook but not in the {what}: {name}" for name in done["gradebook_only"]]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m instructor.lms", description=__doc__.split("\n\n")[0])
     commands = p.add_subparsers(dest="command", required=True)
@@ -323,30 +605,55 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--out", type=Path, required=True, help="the submissions folder to fill")
     imp.add_argument("--times", type=Path, default=None,
                      help="where submission_times.csv goes (default: beside --out)")
-    imp.add_argument("--config", type=Path, default=ROOT / "instructor" / "course.toml",
-                     help="course.toml, for [late] timezone")
     imp.add_argument("--timezone", default=None, help="the worksheet's time zone (default: [late] timezone)")
     imp.add_argument("--time-format", default=MOODLE_TIME_FORMAT,
                      help="strptime format of the worksheet's times (default: Moodle's English one)")
+    exm = commands.add_parser("export-moodle", help="fill Moodle's grading worksheet with the final grades, to upload")
+    exm.add_argument("final", type=Path, help="grades/final_gradebook.csv (python -m instructor.gradebook)")
+    exm.add_argument("--worksheet", type=Path, required=True, help="the grading worksheet CSV Moodle exported")
+    exm.add_argument("--out", type=Path, required=True, help="the filled worksheet to upload")
+    exc = commands.add_parser("export-canvas", help="write a Canvas gradebook import CSV of the final grades")
+    exc.add_argument("final", type=Path, help="grades/final_gradebook.csv (python -m instructor.gradebook)")
+    exc.add_argument("--assignment", required=True, help='the assignment column as Canvas names it: "Name (id)"')
+    exc.add_argument("--roster", type=Path, default=None, help="Canvas's gradebook export, for its ids and sections")
+    exc.add_argument("--out", type=Path, required=True, help="the CSV to import in Canvas")
+    for command in (exm, exc):
+        command.add_argument("--with-extra", action="store_true",
+                             help="add the extra credit to the grade (the LMS must allow grades above the maximum)")
+    for command in (imp, exm, exc):
+        command.add_argument("--config", type=Path, default=ROOT / "instructor" / "course.toml",
+                             help="course.toml: [late] timezone (import), [rubric] total (export: the full marks)")
     args = p.parse_args(argv)
-    from instructor import late
+    from instructor import gradebook, late, rubric
 
     try:
-        name = args.timezone
-        if name is None:
-            import tomllib
+        if args.command == "import-moodle":
+            name = args.timezone
+            if name is None:
+                import tomllib
 
-            name = tomllib.loads(args.config.read_text(encoding="utf-8")).get("late", {}).get("timezone")
-            if not name:
-                raise LmsError(f"{args.config} has no [late] timezone: set it, or pass --timezone")
-        results = import_moodle(args.download, args.worksheet, args.out, late.zone(name), args.times,
-                                time_format=args.time_format)
-    except (LmsError, late.LateError, OSError) as error:
+                name = tomllib.loads(args.config.read_text(encoding="utf-8")).get("late", {}).get("timezone")
+                if not name:
+                    raise LmsError(f"{args.config} has no [late] timezone: set it, or pass --timezone")
+            results = import_moodle(args.download, args.worksheet, args.out, late.zone(name), args.times,
+                                    time_format=args.time_format)
+        else:
+            full_marks = gradebook.full_marks(rubric.load_rubric(args.config))
+            if args.command == "export-moodle":
+                done = export_moodle(args.final, args.worksheet, args.out, full_marks, with_extra=args.with_extra)
+            else:
+                done = export_canvas(args.final, args.assignment, args.out, full_marks, roster=args.roster,
+                                     with_extra=args.with_extra)
+    except (LmsError, late.LateError, rubric.RubricError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summary(results))
-    print(f"\nzips in {args.out}/; times in {args.times or args.out.parent / 'submission_times.csv'}; "
-          f"every row in {args.out.parent / 'moodle_import.csv'}")
+    if args.command == "import-moodle":
+        print(summary(results))
+        print(f"\nzips in {args.out}/; times in {args.times or args.out.parent / 'submission_times.csv'}; "
+              f"every row in {args.out.parent / 'moodle_import.csv'}")
+    else:
+        print(export_summary(done, "worksheet" if args.command == "export-moodle" else "roster"))
+        print(f"\nwritten: {args.out}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The final gradebook (instructor/gradebook.py), overrides, and the LMS export (instructor/lms_export.py).
+"""The final gradebook (instructor/gradebook.py), overrides, and the LMS export (instructor/lms.py export-*).
 
 A grades folder as grade_batch writes it (gradebook.csv, results/*.json), the TA's sheet,
 lateness.csv, similarity_flags.csv and overrides (one whose check changed since), names in
@@ -17,12 +17,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from grader.late import apply_penalty  # noqa: E402
 from instructor.grade_batch import Row, row_from_results, write_gradebook  # noqa: E402
+from instructor.gradebook import late_penalty  # noqa: E402
 from test_rubric import results_json, write_sheet  # noqa: E402
 
 KIM, PARK, LEE, CHOI = ("김민지", "2020-12345"), ("Park Jiwoo", "2020-23456"), ("이서준", "2021-11111"), \
     ("최유나", "2019-22222")
 CHECK = "your submitted FO-MAML weights (results/fomaml) reach 80 % validation accuracy"
+FULL_MARKS = 50  # 40 autograded + the report's 10
+
+
+def course_rule(score: float, penalty_pp: float) -> float:
+    """The course's rule, written out: penalty_pp percentage points of the full marks off, never below 0."""
+    return max(0.0, score - penalty_pp / 100 * FULL_MARKS)
 
 
 def csv_rows(path: Path) -> dict[str, dict[str, str]]:
@@ -95,9 +103,10 @@ def test_final_gradebook_traces_every_number_and_keeps_overrides_across_a_regrad
     assert "weights of an earlier run; TA Han" in kim["overrides_applied"]
     assert "gradebook.csv row" in kim["sources"] and "report_points.csv row 2" in kim["sources"] \
         and "lateness.csv row 2" in kim["sources"] and "overrides.csv row 2" in kim["sources"]
-    # Park: implementation 2 -> 1, report 8 (+0 extra, noted), 75 min late: -20 %p
+    # Park: implementation 2 -> 1, report 8 (+0 extra, noted), 75 min late: -20 %p of 50 = -10 points
     assert (park["autograded"], park["report"], park["total"], park["late_minutes"]) == ("3", "8", "11", "75")
-    assert (park["final"], park["final_extra"]) == ("8.8", "3.2")
+    assert float(park["final"]) == course_rule(11, 20) == 1
+    assert float(park["final_extra"]) == 4  # the deduction fits in the total: the extra credit keeps its 4
     assert "mamlpp_discussion empty: 0" in park["sources"]
     # Lee: report not graded yet: total and final empty, never zero
     assert (lee["report"], lee["total"], lee["final"]) == ("", "", "") and "report ungraded" in lee["status"]
@@ -151,7 +160,7 @@ def test_moodle_worksheet_round_trip_changes_only_grade_and_feedback(tmp_path):
     worksheet = tmp_path / "grading_worksheet.csv"
     worksheet.write_bytes(WORKSHEET.encode("utf-8"))
     out = tmp_path / "upload.csv"
-    child = subprocess.run([sys.executable, "-m", "instructor.lms_export", "export-moodle",
+    child = subprocess.run([sys.executable, "-m", "instructor.lms", "export-moodle",
                             str(grades / "final_gradebook.csv"), "--worksheet", str(worksheet), "--out", str(out)],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert child.returncode == 0, child.stderr
@@ -174,8 +183,9 @@ def test_moodle_worksheet_round_trip_changes_only_grade_and_feedback(tmp_path):
     kim = rows[0]
     assert kim["Grade"] == "26.00"  # 13/50 scaled to the worksheet's maximum of 100
     assert "total 13/50" in kim["Feedback comments"] and "extra credit 6/10" in kim["Feedback comments"]
-    assert rows[1]["Grade"] == "19.20"  # matched by the email's number; 9.6/50 after -20 %p
-    assert "75 min late: -20 %p" in rows[1]["Feedback comments"]
+    # matched by the email's number; 4 + 8 = 12/50, 75 min late: -20 %p of 50
+    assert rows[1]["Grade"] == f"{course_rule(12, 20) / FULL_MARKS * 100:.2f}"
+    assert "75 min late: -20 %p of 50 (-10 points)" in rows[1]["Feedback comments"]
     assert f"{LEE[0]} ({LEE[1]}): no final grade" in child.stdout
     assert "in the worksheet but not in the gradebook: Jung Hoon" in child.stdout
     assert f"in the gradebook but not in the worksheet: {CHOI[0]} ({CHOI[1]})" in child.stdout
@@ -192,7 +202,7 @@ def test_canvas_csv_has_the_import_columns(tmp_path):
                       f"\"{KIM[0]}\",1001,{KIM[1]},minji,AI 101,\n"
                       f"\"Jiwoo, Park\",1002,{PARK[1]},jiwoo,AI 101,\n", encoding="utf-8-sig")
     out = tmp_path / "canvas.csv"
-    child = subprocess.run([sys.executable, "-m", "instructor.lms_export", "export-canvas",
+    child = subprocess.run([sys.executable, "-m", "instructor.lms", "export-canvas",
                             str(grades / "final_gradebook.csv"), "--assignment", "Assignment 2 (777)", "--roster",
                             str(roster), "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert child.returncode == 0, child.stderr
@@ -200,5 +210,23 @@ def test_canvas_csv_has_the_import_columns(tmp_path):
     assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Assignment 2 (777)"]
     assert rows[1] == ["Points Possible", "", "", "", "", "50"]
     assert rows[2] == [KIM[0], "1001", KIM[1], "minji", "AI 101", "13.00"]
-    assert rows[3] == ["Jiwoo, Park", "1002", PARK[1], "jiwoo", "AI 101", "9.60"]
+    assert rows[3] == ["Jiwoo, Park", "1002", PARK[1], "jiwoo", "AI 101", f"{course_rule(12, 20):.2f}"]
     assert f"in the gradebook but not in the roster: {LEE[0]} ({LEE[1]})" in child.stdout
+
+
+def test_the_late_penalty_is_the_autograders_one_deduction_from_the_whole_score():
+    """grader.late.apply_penalty on the score with its extra credit, as inside Gradescope; the base loses it first."""
+    # (total /50, extra /10, penalty %p, floor) -> (final, final_extra) by the course rule written out
+    cases = {(45, 8, 20, 0): (35, 8),        # 10 points off the total; the extra credit untouched
+             (6, 8, 20, 0): (0, 4),          # the total absorbs 6 of the 10; the extra credit pays the other 4
+             (6, 8, 30, 0): (0, 0),          # 15 points off 14: nothing left, never below 0
+             (30, 8, 100, 5): (5, 0),        # never below the floor (5 points), extra credit included
+             (3, 8, 100, 5): (3, 2),         # a total already below the floor stays; the whole score is floored at 5
+             (40, None, 10, 0): (35, None)}  # no extra credit column
+    for (total, extra, penalty, floor), expected in cases.items():
+        whole = total + (extra or 0)
+        gradescope = max(min(whole, floor), whole - penalty / 100 * FULL_MARKS)  # grader.late's rule, by hand
+        final, final_extra = late_penalty(total, extra, penalty, FULL_MARKS, floor)
+        assert (final, final_extra) == expected, (total, extra, penalty, floor)
+        assert final + (final_extra or 0) == gradescope == apply_penalty(whole, FULL_MARKS, penalty, floor)
+    assert late_penalty(None, 8, 20, FULL_MARKS) == (None, None)  # report ungraded: nothing to split yet

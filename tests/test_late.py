@@ -1,18 +1,20 @@
 """Late penalties (grader/late.py, instructor/late.py): the rule, extensions, DST, the CLI, and inside Gradescope.
 
-The Gradescope cases run the real bundle (built once per module with a late
-policy) in a real ``/autograder`` layout (``instructor.gradescope_local``)
-with a ``submission_metadata.json`` 0 min, 59 min, 61 min and 25 h late,
-and 61 min late for a student with an extension; one cheap public check
-(``inner_loop_outputs``, 2 points) keeps them short, and they run two at a
-time.
+Inside Gradescope, ``grader.late.apply_to_results`` (what ``python -m
+grader.gradescope`` calls last) reads a real ``$AUTOGRADER_ROOT`` with a
+``submission_metadata.json`` 0 min, 59 min, 61 min and 25 h late, and 61 min
+late for a student with an extension, and the policy JSON the release writes,
+for a results.json with extra credit. The real bundle (built once per module
+with a late policy) then runs twice in a real ``/autograder`` layout
+(``instructor.gradescope_local``), at the same time: 61 min late (the line the
+student reads, the score, extra_data) and without metadata (unchanged); one
+cheap public check (``inner_loop_outputs``, 2 points) keeps them short.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -158,54 +160,86 @@ def submission_zip(handout, name: str, number: str, folder: Path) -> Path:
     return submission.write_submission(files, name, number, folder, version=handout.version)
 
 
-CASES = {"on time": ("2020-12345", timedelta(0)), "59 min": ("2020-12345", timedelta(minutes=59)),
-         "61 min": ("2020-12345", timedelta(minutes=61)), "25 h": ("2020-12345", timedelta(hours=25)),
-         "61 min, extension": (EXTENDED, timedelta(minutes=61)), "no metadata": ("2020-12345", None)}
+def metadata(created: datetime, due: datetime) -> dict:
+    """Gradescope's submission_metadata.json, times in the zone Gradescope writes them (here US Pacific)."""
+    pacific = timezone(timedelta(hours=-8))
+    return {"id": 1, "created_at": created.astimezone(pacific).isoformat(), "submission_method": "upload",
+            "assignment": {"due_date": due.astimezone(pacific).isoformat(), "late_due_date": None,
+                           "title": "Assignment 2", "total_points": "40.0"},
+            "users": [{"email": "minji@example.com", "id": 7, "name": "김민지"}], "previous_submissions": []}
 
 
-@pytest.fixture(scope="module")
-def graded(handout, late_bundle, tmp_path_factory) -> dict[str, dict]:
-    """results.json of each case, graded two at a time by the real bundle in a Gradescope layout."""
-    pacific = timezone(timedelta(hours=-8))  # Gradescope writes times in the course's zone on its side
-
-    def grade(case: str) -> dict:
-        number, after = CASES[case]
-        folder = tmp_path_factory.mktemp("case")
-        zip_path = submission_zip(handout, "김민지", number, folder / "zips")
-        root = folder / "autograder"
-        root.mkdir()
-        if after is not None:
-            created = (DEADLINE + after).astimezone(pacific)
-            (root / "submission_metadata.json").write_text(json.dumps({
-                "id": 1, "created_at": created.isoformat(), "submission_method": "upload",
-                "assignment": {"due_date": DEADLINE.astimezone(pacific).isoformat(), "late_due_date": None,
-                               "title": "Assignment 2", "total_points": "50.0"},
-                "users": [{"email": "minji@example.com", "id": 7, "name": "김민지"}], "previous_submissions": []}))
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRADER_CALL_SECONDS": "120"}
-        return gradescope_local.run(zip_path, late_bundle, root, python=sys.executable, env=env, timeout=600,
-                                    arguments=["--public-only", "-k", "inner_loop_outputs"])
-
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip(CASES, pool.map(grade, CASES)))
+CASES = {"on time": ("2020-12345", timedelta(0), 0), "59 min": ("2020-12345", timedelta(minutes=59), 1),
+         "61 min": ("2020-12345", timedelta(minutes=61), 2), "25 h": ("2020-12345", timedelta(hours=25), 25),
+         "61 min, extension": (EXTENDED, timedelta(minutes=61), 0)}
 
 
-@pytest.mark.parametrize("case, hours, score", [("on time", 0, 2.0), ("59 min", 1, 1.8), ("61 min", 2, 1.6),
-                                                 ("25 h", 25, 0.0), ("61 min, extension", 0, 2.0)])
-def test_gradescope_applies_the_penalty_once_and_tells_the_student(graded, case, hours, score):
-    data = graded[case]
+@pytest.mark.parametrize("case", CASES)
+def test_gradescope_results_are_penalised_once_from_the_metadata(case, policy, tmp_path, monkeypatch):
+    """apply_to_results on a real $AUTOGRADER_ROOT and the bundle's policy file: 38 + 8 extra of 40."""
+    number, after, hours = CASES[case]
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    (root / "submission_metadata.json").write_text(json.dumps(metadata(DEADLINE + after, DEADLINE)))
+    source = tmp_path / "source"
+    (source / rule.POLICY_FILE).parent.mkdir(parents=True)
+    (source / rule.POLICY_FILE).write_text(json.dumps(policy.to_json()))
+    monkeypatch.setenv(rule.AUTOGRADER_ROOT_ENV, str(root))
+    raw, maximum = 46.0, 40.0  # results.json's score holds the extra credit (8); max_score is the assignment's 40
+    data = {"score": raw, "output": "the tests' output", "tests": [{"name": "a check", "score": raw}],
+            "extra_data": {"max_score": maximum, "extra_credit": 8.0}}
+    rule.apply_to_results(data, root / "submission", number, root=source)
+    expected = max(0.0, raw - hours * 10 / 100 * maximum)  # the course rule: 10 %p of 40 per started hour
     extra = data["extra_data"]
-    assert extra["status"] == "graded" and extra["raw_score"] == 2.0, data["output"]
-    assert sum(t["score"] for t in data["tests"]) == 2.0  # the tests keep their points; the total is penalised
-    assert data["score"] == score and extra["hours_charged"] == hours
-    assert extra["penalty_pp"] == hours * 10 and extra["late"]["score"] == score
+    assert data["score"] == expected and extra["raw_score"] == raw and extra["late"]["score"] == expected
+    assert (extra["hours_charged"], extra["penalty_pp"]) == (hours, hours * 10)
+    assert data["tests"][0]["score"] == raw  # the tests keep their points; the total is penalised
     first = data["output"].splitlines()[0]
     if hours:
         assert first.startswith(f"Submitted {rule.duration(extra['late_minutes'])} late") and \
-            f"-{hours * 10} %p (10 %p per started hour); score 2 -> {score:g}" in first
+            f"-{hours * 10} %p (10 %p per started hour); score 46 -> {expected:g}" in first
     else:
         assert first.startswith("Submitted on time")
     if case.endswith("extension"):
         assert extra["late"]["deadline_source"] == "extension" and extra["late_minutes"] == 0
+    rule.apply_to_results(data, root / "submission", number, root=source)  # once: a second call changes nothing
+    assert data["score"] == expected and data["output"].count("Submitted") == 1
+
+
+BUNDLE_CASES = {"61 min": timedelta(minutes=61), "no metadata": None}
+
+
+@pytest.fixture(scope="module")
+def graded(handout, late_bundle, tmp_path_factory) -> dict[str, dict]:
+    """results.json of each bundle case, graded at the same time by the real bundle in a Gradescope layout."""
+
+    def grade(case: str) -> dict:
+        after = BUNDLE_CASES[case]
+        folder = tmp_path_factory.mktemp("case")
+        zip_path = submission_zip(handout, "김민지", "2020-12345", folder / "zips")
+        root = folder / "autograder"
+        root.mkdir()
+        if after is not None:
+            (root / "submission_metadata.json").write_text(json.dumps(metadata(DEADLINE + after, DEADLINE)))
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRADER_CALL_SECONDS": "120"}
+        return gradescope_local.run(zip_path, late_bundle, root, python=sys.executable, env=env, timeout=600,
+                                    arguments=["--public-only", "-k", "inner_loop_outputs"])
+
+    with ThreadPoolExecutor(len(BUNDLE_CASES)) as pool:
+        return dict(zip(BUNDLE_CASES, pool.map(grade, BUNDLE_CASES)))
+
+
+def test_the_bundle_applies_the_penalty_inside_gradescope_and_tells_the_student(graded):
+    data = graded["61 min"]
+    extra = data["extra_data"]
+    assert extra["status"] == "graded" and extra["raw_score"] == 2.0, data["output"]
+    assert sum(t["score"] for t in data["tests"]) == 2.0  # the tests keep their points; the total is penalised
+    expected = 2.0 - 2 * 10 / 100 * extra["max_score"]  # 2 started hours of 10 %p of the total (2: public only)
+    assert data["score"] == expected == extra["late"]["score"] and extra["hours_charged"] == 2
+    assert extra["penalty_pp"] == 20 and extra["late_minutes"] == 61 and extra["late"]["deadline_source"] == "course"
+    assert data["output"].splitlines()[0] == (
+        f"Submitted 1 h 1 min late (deadline 2025-12-01 23:59 +0900): -20 %p (10 %p per started hour); "
+        f"score 2 -> {expected:g}")
 
 
 def test_without_metadata_nothing_changes(graded):
