@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import probes_isolation as probes  # noqa: E402
-from grader import container  # noqa: E402
+from grader import container, sandbox  # noqa: E402
 from grader.sandbox import Limits, Sandbox, StudentFailure  # noqa: E402
 
 MiB = 2**20
@@ -125,8 +125,8 @@ def test_limits_are_read_from_the_cgroup():
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[0] == f"{700 * MiB} 1.0", done.stdout
-    derived = int(lines[1])  # 700 MiB - this process (~20 MiB) - the reserve (96 MiB)
-    assert 500 * MiB < derived <= 700 * MiB - 96 * MiB, derived / MiB
+    derived = int(lines[1])  # 700 MiB - this process (~20 MiB) - the reserve
+    assert 500 * MiB < derived <= 700 * MiB - sandbox.RESIDENT_RESERVE, derived / MiB
 
 
 SCRIPT = """
