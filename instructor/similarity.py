@@ -205,7 +205,7 @@ def compare(current: list[Student], archive: list[Student], boilerplate: Path, t
         for j, ref in enumerate(detector.ref_files):
             if test == ref or matrix.size == 0 or matrix[i, j, 0] < 0:
                 continue
-            a, b = by_path[test], by_path[ref]
+            b = by_path[ref]
             # both shares: of a's own code found in b, and of b's in a; nan where one has no code of its own
             share = max((float(x) for x in matrix[i, j] if x == x), default=0.0)
             key = (test, ref) if b.archived or test < ref else (ref, test)
