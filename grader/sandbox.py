@@ -299,7 +299,8 @@ class Sandbox:
         self.output: _OutputTail | None = None
         self.outputs: list[str] = []  # the output of every worker that ended
         self.starts = 0
-        self.yielded = 0  # stops because another worker started (not the code's fault)
+        self.forgiven = 0  # stops that do not count against max_starts: another worker's turn, a recycle, a
+        # time limit (the time budget governs time; max_starts is there for code that keeps crashing the worker)
         self.label = ""  # the check running now (set by the plugin), for messages
         self.notes: dict = {}
         self.peaks: list[int] = []  # peak resident memory of every worker started (bytes, sampled)
@@ -405,9 +406,9 @@ class Sandbox:
     def _start(self) -> None:
         if self.limits.exclusive:
             for other in [w for w in _LIVE if w is not self]:
-                other.yielded += 1
+                other.forgiven += 1
                 other._stop()
-        if self.starts - self.yielded >= self.limits.max_starts:
+        if self.starts - self.forgiven >= self.limits.max_starts:
             raise StudentFailure("error", f"not run: the process running your code already ended "
                                           f"{self.starts} times; fix the errors reported for earlier checks first.")
         request_read, request_write = os.pipe()
@@ -498,7 +499,7 @@ class Sandbox:
         """Stops the worker, not for a fault of the code: the next call starts a fresh one, with none of the
         memory the earlier calls left behind (a grading container may have little)."""
         if self.process is not None:
-            self.yielded += 1
+            self.forgiven += 1
             self._stop()
 
     def close(self) -> None:
@@ -545,6 +546,7 @@ class Sandbox:
             answer = wire.read_message(self._response, max_bytes=self.limits.message_bytes, deadline=deadline)
             done = True
         except TimeoutError:
+            self.forgiven += 1  # stopped below (done is False): by the limit, not a crash
             if limit < wanted:
                 raise StudentTimeout("error", f"not finished after {limit:.0f} s, when the time budget of the whole "
                                               f"grading ran out: look for an endless loop, or work repeated far more "
