@@ -8,7 +8,8 @@ public tests, fixtures and ``grader/VERSION`` the students got, plus the
 hidden tests (``AUTOGRADER_FILES``: ``instructor/autograder/``, with their
 fixtures and probe modules, at the same paths as in the instructor's tree) and
 the solved student files in ``instructor/autograder/reference/`` (the hidden
-tests measure trained weights with them, in the grader's process only).
+tests measure trained weights with them, in the grader's reference worker only, never the
+student's).
 
 ``setup.sh`` (run once, as root, with internet, when Gradescope builds the
 image) installs Python and the pinned requirements into ``/opt/autograder``,
@@ -38,8 +39,8 @@ PYTHON_VERSION = "3.11"  # the version the requirements are tested with (require
 UV_VERSION = "0.13.9"
 # Instructor-only files the autograder needs (hidden tests, their fixtures and probes), as glob patterns.
 AUTOGRADER_FILES = ("instructor/__init__.py", "instructor/autograder/**/*")
-# The solved student files, for the hidden tests' trusted measurements in the grader's process (never the
-# sandbox): instructor/autograder/tests/reference.py imports them from here.
+# The solved student files, for the hidden tests' trusted measurements in the reference worker (never the
+# student's worker): instructor/autograder/tests/reference.py imports them from here.
 REFERENCE_DIR = "instructor/autograder/reference"
 REFERENCE_FILES = ("maml.py", "maml_transfer.py")
 
