@@ -161,7 +161,8 @@ def test_gradescope_layout_runs_setup_and_grades_like_the_batch(batch, submissio
              "AUTOGRADER_OPT": str(tmp_path / "opt")})
     assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
     assert "autograder ready: Python 3." in child.stdout
-    assert sorted(p.name for p in root.iterdir()) == ["results", "run_autograder", "setup.sh", "source", "submission"]
+    assert sorted(p.name for p in root.iterdir()) == ["GRADESCOPE_SETTINGS.txt", "results", "run_autograder", "setup.sh",
+                                                      "source", "submission"]
     assert (root / "submission" / "SUBMISSION.json").is_file()  # unpacked, as Gradescope unpacks uploaded zips
     assert (root / "source" / "instructor" / "autograder").is_dir()  # the hidden tests travel in the bundle
     assert (root / "source").stat().st_mode & 0o077 == 0  # and are root's alone while grading
