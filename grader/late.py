@@ -29,7 +29,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 POLICY_FILE = "instructor/autograder/late_policy.json"  # in the bundle's source/ (written by the release)

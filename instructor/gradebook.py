@@ -55,7 +55,7 @@ from grader.late import apply_penalty  # noqa: E402
 from grader.report import EXTRA_CREDIT  # noqa: E402
 from instructor import late as late_module  # noqa: E402
 from instructor import rubric as rubric_module  # noqa: E402
-from load_data import atomic_output  # noqa: E402
+from instructor.csvfiles import write_csv  # noqa: E402
 
 AUTOGRADED_MAX = 40.0  # grade_batch's max_score: the autograded part of the assignment
 FINAL = "final_gradebook.csv"
@@ -135,13 +135,7 @@ def read_overrides(path: Path) -> list[dict[str, str]]:
 
 
 def write_overrides(path: Path, rows: list[dict[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(OVERRIDE_COLUMNS)
-    for row in rows:
-        writer.writerow([row.get(c, "") for c in OVERRIDE_COLUMNS])
-    with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    write_csv(path, OVERRIDE_COLUMNS, ([row.get(c, "") for c in OVERRIDE_COLUMNS] for row in rows), bom=False)
 
 
 # ---------------------------------------------------------------- the merge
@@ -363,12 +357,7 @@ def final_row(s: Student, lateness_known: bool, maximum: float, floor: float = 0
 
 
 def write_final(path: Path, rows: list[list[str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8-sig")
+    write_csv(path, COLUMNS, rows)
 
 
 def summary(rows: list[list[str]], notes: list[str]) -> str:

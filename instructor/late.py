@@ -211,13 +211,9 @@ def compute(times: list[tuple[str, str, datetime]], policy: Policy, source: str,
 
 def write_lateness(path: Path, rows: list[Row]) -> None:
     """Writes ``lateness.csv`` atomically (UTF-8 with BOM, for spreadsheets, like gradebook.csv)."""
-    from instructor.release.archive import write_atomic
+    from instructor.csvfiles import write_csv
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(LATENESS_COLUMNS)
-    writer.writerows(row.csv() for row in rows)
-    write_atomic(path, ("\ufeff" + buffer.getvalue()).encode("utf-8"))
+    write_csv(path, LATENESS_COLUMNS, (row.csv() for row in rows))
 
 
 def table(rows: list[Row], policy: Policy) -> str:

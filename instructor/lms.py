@@ -74,6 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import submission  # noqa: E402
+from instructor.csvfiles import write_csv  # noqa: E402
 
 # --- Moodle's layouts (mod/assign); part of the interface: the grade export writes the same worksheet ---
 IDENTIFIER = "Identifier"
@@ -236,17 +237,6 @@ def download_entries(download: zipfile.ZipFile) -> dict[tuple[str, str], list[tu
     return found
 
 
-def write_csv(path: Path, header, rows) -> None:
-    """A UTF-8 CSV written atomically."""
-    from instructor.release.archive import write_atomic
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue().encode("utf-8"))
-
-
 def import_moodle(download: Path, worksheet: Path, out: Path, tz, times: Path | None = None,
                   report: Path | None = None, time_format: str = MOODLE_TIME_FORMAT) -> list[Imported]:
     """Copies each student's zip from Moodle's download into ``out``; writes submission_times.csv and the report.
@@ -329,8 +319,8 @@ def import_moodle(download: Path, worksheet: Path, out: Path, tz, times: Path | 
     report = report or out.parent / "moodle_import.csv"
     write_csv(times, ("student_number", "name", "submitted_at"),
               [(i.student_number, i.name, i.submitted_at) for i in results
-               if i.status == "imported" and i.student_number and i.submitted_at])
-    write_csv(report, IMPORT_COLUMNS, [i.csv() for i in results])
+               if i.status == "imported" and i.student_number and i.submitted_at], bom=False)
+    write_csv(report, IMPORT_COLUMNS, [i.csv() for i in results], bom=False)
     return results
 
 

@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from grader import submission as submission_format  # noqa: E402
 from grader.report import EXTRA_CREDIT  # noqa: E402
 from grader.student_report import PLACEHOLDER  # noqa: E402
+from instructor.csvfiles import write_csv  # noqa: E402
 from load_data import atomic_output  # noqa: E402
 
 COURSE = ROOT / "instructor" / "course.toml"
@@ -204,15 +205,6 @@ def read_sheet(path: Path, rubric: Rubric) -> list[SheetRow]:
     if problems:
         raise RubricError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     return rows
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    with atomic_output(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8-sig")
 
 
 # ---------------------------------------------------------------- facts the grader checked
@@ -406,7 +398,7 @@ def make_sheet(submissions: Path, grades: Path, rubric: Rubric, *, progress: boo
     kept_only = sorted(set(existing) - set(students))
     for number in kept_only:
         notes.append(f"{existing[number].name} ({number}): on the sheet but no submission now; row kept")
-    _write_csv(sheet_path, rubric.columns, rows)
+    write_csv(sheet_path, rubric.columns, rows)
     return {"students": len(students), "added": added, "kept": len(existing), "unreadable": unreadable,
             "notes": notes, "sheet": sheet_path, "pages": pages}
 
