@@ -37,3 +37,19 @@ def run_python(args, cwd=ROOT, timeout=1500, **kwargs):
 
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def handout():
+    """The handout built from this repository (reference solutions in ``stubbed[...].solved``)."""
+    from instructor.release import build
+
+    return build.build_handout(ROOT, allow_missing=True)
+
+
+@pytest.fixture(scope="module")
+def autograder_zip(handout, tmp_path_factory) -> Path:
+    """The autograder bundle with this repository's hidden tests."""
+    from instructor.release import bundle
+
+    return bundle.write_bundle(handout, tmp_path_factory.mktemp("dist"), ROOT)

@@ -28,21 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from grader import submission  # noqa: E402
 from grader.report import EXTRA_CREDIT  # noqa: E402
-from instructor.release import build, bundle  # noqa: E402
 
 SUBSET = "inner_loop_outputs or transfer_learn_head"  # 2 + 3 points, one TensorFlow start per submission
 SUBSET_POINTS = 5.0
 REFERENCE = "Kim Minji_2020-12345_Assignment2.zip"
-
-
-@pytest.fixture(scope="module")
-def handout() -> build.Handout:
-    return build.build_handout(ROOT, allow_missing=True)
-
-
-@pytest.fixture(scope="module")
-def autograder_zip(handout, tmp_path_factory) -> Path:
-    return bundle.write_bundle(handout, tmp_path_factory.mktemp("dist"), ROOT)
 
 
 def submission_files(handout, maml_extra: str = "") -> dict[str, bytes]:

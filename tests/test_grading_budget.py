@@ -18,11 +18,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 
 from grader import budget, submission
 from instructor import gradescope_local
-from instructor.release import build, bundle
+from test_batch_grading import submission_files
+
 
 ROOT = Path(__file__).resolve().parents[1]
 HOG = '''
@@ -45,24 +45,9 @@ MAML.outer_loop = _endless
 '''
 
 
-@pytest.fixture(scope="module")
-def handout() -> build.Handout:
-    return build.build_handout(ROOT, allow_missing=True)
-
-
-@pytest.fixture(scope="module")
-def autograder_zip(handout, tmp_path_factory) -> Path:
-    return bundle.write_bundle(handout, tmp_path_factory.mktemp("dist"), ROOT)
-
-
 def write(handout, folder: Path, maml_extra: str = "", transfer_extra: str = "") -> Path:
-    files = {name: handout.stubbed[name].solved.encode() for name in submission.CODE}
-    files["maml.py"] += maml_extra.encode()
+    files = submission_files(handout, maml_extra)  # the reference, a report, placeholder runs
     files["maml_transfer.py"] += transfer_extra.encode()
-    files["report.md"] = b"# Report\n"
-    for kind in ("fomaml", "transfer"):
-        for name in submission.RUN_FILES:
-            files[f"results/{kind}/{name}"] = f"placeholder {kind}/{name}\n".encode()
     return submission.write_submission(files, "Kim Minji", "2020-12345", folder, version=handout.version)
 
 
