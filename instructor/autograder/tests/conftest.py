@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,7 +93,6 @@ class Outcome:
     result: Any = None
     failure: BaseException | None = None
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     def get(self):
         """The result; raises the student's failure (the check reports it as its own)."""
@@ -103,7 +102,7 @@ class Outcome:
 
 
 def student_work(name: str):
-    """Registers ``function(student, outcome) -> result`` as the student's part of the checks marked
+    """Registers ``function(student) -> result`` as the student's part of the checks marked
     ``@pytest.mark.student_work(name)``; it runs in ``student_runs``, only when such a check is selected."""
     def register(function):
         STUDENT_WORK[name] = function
@@ -128,7 +127,7 @@ def student_runs(request, student) -> dict[str, Outcome]:
         started, label = time.monotonic(), getattr(student, "label", "")
         student.label = title(checks[name])  # the sandbox's messages name the check this work is for
         try:
-            outcome.result = STUDENT_WORK[name](student, outcome)
+            outcome.result = STUDENT_WORK[name](student)
         except (StudentFailure, AssertionError) as error:
             outcome.failure = error
         finally:

@@ -40,7 +40,6 @@ import grader
 
 ROOT = Path(grader.__file__).resolve().parent.parent  # the handout folder (the bundle's source/)
 BUNDLED = Path(__file__).resolve().parent.parent / "reference"
-INTRA_OP_THREADS, INTER_OP_THREADS = 1, 2  # as in the sandbox (grader.sandbox), so timings compare
 PRETRAIN_STEPS = 200  # minibatches of the reference's pre-training behind the transfer training check
 
 
@@ -65,14 +64,11 @@ def _load(name: str, path: Path, maml_module=None):
 
 @functools.cache
 def modules():
-    """(maml, maml_transfer) of the reference solution."""
-    import tensorflow as tf
+    """(maml, maml_transfer) of the reference solution.
 
-    try:  # before TensorFlow runs its first operation in this process
-        tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
-        tf.config.threading.set_inter_op_parallelism_threads(INTER_OP_THREADS)
-    except RuntimeError:
-        pass
+    In the reference worker, TensorFlow's threads are those of every worker (``grader.sandbox``'s
+    environment: the same as the student's, so timings compare).
+    """
     folder = BUNDLED if (BUNDLED / "maml.py").is_file() else ROOT
     maml = _load("reference_maml", folder / "maml.py")
     transfer = _load("reference_maml_transfer", folder / "maml_transfer.py", maml_module=maml)

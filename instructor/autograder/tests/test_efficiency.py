@@ -48,7 +48,7 @@ def verdict(ratio: float, eager: bool, student_seconds: float, reference_seconds
 
 
 @student_work("timing")
-def _timing(student, outcome) -> dict:
+def _timing(student) -> dict:
     inputs = checks.inputs(FIXTURES["maml_hidden"])
     seconds, eager = [], False
     allowance, started = budget.share("timing"), time.monotonic()

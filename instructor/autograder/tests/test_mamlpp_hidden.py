@@ -141,7 +141,7 @@ def test_mamlpp_adapt_and_outer_loop(mamlpp_out):
 
 
 @student_work("mamlpp_training")
-def _mamlpp_training(student, outcome) -> dict:
+def _mamlpp_training(student) -> dict:
     memory = container.memory_limit_bytes()
     if memory is not None and memory < MAMLPP_CONTAINER_BYTES:
         raise AssertionError(
@@ -153,7 +153,7 @@ def _mamlpp_training(student, outcome) -> dict:
     settings = {key: hp[key] for key in SETTINGS}
     settings["mamlpp"] = {**{key: hp[key] for key in (*FACTS["mamlpp_techniques"], *FACTS["mamlpp_settings"])},
                           "cosine_iterations": hp["num_iterations"]}
-    return train(student, "mamlpp", hp, settings, outcome)
+    return train(student, "mamlpp", hp, settings)
 
 
 @points(2)

@@ -73,7 +73,7 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def train(student, kind: str, hp: dict, settings: dict, outcome) -> dict:
+def train(student, kind: str, hp: dict, settings: dict) -> dict:
     """Trains the student's model in the sandbox until its own evaluation reports ``TARGET`` (see above).
 
     Args:
@@ -188,9 +188,9 @@ def measured_weights(reference_worker, hp: dict, path: Path, name: str) -> tuple
 
 
 @student_work("fomaml_training")
-def _fomaml_training(student, outcome) -> dict:
+def _fomaml_training(student) -> dict:
     hp = assignment()
-    return train(student, "fomaml", hp, {key: hp[key] for key in SETTINGS}, outcome)
+    return train(student, "fomaml", hp, {key: hp[key] for key in SETTINGS})
 
 
 @points(3)
@@ -229,7 +229,7 @@ def transfer_settings() -> dict:
 
 
 @student_work("transfer_heads")
-def _transfer_heads(student, outcome) -> dict:
+def _transfer_heads(student) -> dict:
     settings = transfer_settings()
     # one task on untrained features first: code that cannot run fails before the real run
     student.call(probes_hidden.transfer_heads, {**settings, "frozen": pretrained(0),
