@@ -22,7 +22,9 @@ from pathlib import Path
 from . import archive, config, leaks, markers
 
 STUDENT_CODE = ("maml.py", "maml_transfer.py", "load_data.py")
-PLAIN_FILES = ("requirements.txt", "report_template.md")
+NOTEBOOK = "assignment2.ipynb"  # the README's steps as notebook cells, for Colab and Jupyter
+PLAIN_FILES = ("requirements.txt", "requirements-base.txt", "requirements-gpu.txt", "report_template.md",
+               NOTEBOOK)
 GRADER_PATTERNS = ("grader/*.py", "grader/pytest.ini", "grader/tests/*.py", "grader/fixtures/*.npz")
 README = "README.md"
 VERSION = "grader/VERSION"
@@ -30,7 +32,7 @@ HANDOUT_PATTERNS = (*STUDENT_CODE, *PLAIN_FILES, *GRADER_PATTERNS, README, VERSI
 README_TEMPLATE = "instructor/handout/README.md"
 CONFIG = "instructor/course.toml"
 INSTRUCTOR_ONLY = ("instructor", "tests")  # folders whose files must never be copied into the handout
-NOT_GRADED = (README, "report_template.md", VERSION)  # left out of the version digest
+NOT_GRADED = (README, "report_template.md", NOTEBOOK, VERSION)  # left out of the version digest
 
 
 class ReleaseError(RuntimeError):
