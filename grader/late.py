@@ -95,7 +95,7 @@ class Policy:
     def rule(self) -> str:
         """The rule in one sentence, for students and logs."""
         grace = f" after a grace period of {self.grace_minutes:g} minutes" if self.grace_minutes else ""
-        return (f"{self.points_per_hour:g} %p of the score per started hour after the deadline{grace}; "
+        return (f"{self.points_per_hour:g} %p of the full marks per started hour after the deadline{grace}; "
                 f"the score does not go below {self.floor:g}")
 
     def to_json(self) -> dict:

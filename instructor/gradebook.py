@@ -52,9 +52,10 @@ sys.path.insert(0, str(ROOT))
 
 from grader import submission as submission_format  # noqa: E402
 from grader.late import apply_penalty  # noqa: E402
-from grader.report import EXTRA_CREDIT  # noqa: E402
+from grader.results import EXTRA_CREDIT  # noqa: E402
 from instructor import late as late_module  # noqa: E402
 from instructor import rubric as rubric_module  # noqa: E402
+from instructor.course import add_config_argument, cell  # noqa: E402
 from instructor.csvfiles import write_csv  # noqa: E402
 
 AUTOGRADED_MAX = 40.0  # grade_batch's max_score: the autograded part of the assignment
@@ -364,7 +365,7 @@ def summary(rows: list[list[str]], notes: list[str]) -> str:
     lines = [f"  {'name':<20} {'student no.':<11} {'auto':>5} {'report':>6} {'total':>6} {'extra':>5} {'pen%':>5} "
              f"{'final':>6}  status", "  " + "-" * 96]
     for r in rows:
-        lines.append(f"  {r[0][:20]:<20} {r[1]:<11} {r[2]:>5} {r[3]:>6} {r[4]:>6} {r[5]:>5} {r[7]:>5} {r[8]:>6}  "
+        lines.append(f"  {cell(r[0], 20)} {r[1]:<11} {r[2]:>5} {r[3]:>6} {r[4]:>6} {r[5]:>5} {r[7]:>5} {r[8]:>6}  "
                      f"{r[12][:60]}")
     lines.append("  " + "-" * 96)
     finals = sorted(float(r[8]) for r in rows if r[8])
@@ -379,6 +380,9 @@ def summary(rows: list[list[str]], notes: list[str]) -> str:
 def cmd_override(args) -> int:
     grades = args.grades
     number = _key(args.student, "--student")
+    if not (grades / "gradebook.csv").is_file():
+        raise GradebookError(f"{grades / 'gradebook.csv'} does not exist: an override changes a graded check, so "
+                             f"grade first (python -m instructor.grade_batch SUBMISSIONS --out {grades})")
     book = {(_key(r["student_number"], "gradebook.csv")): r for r in read_csv(grades / "gradebook.csv")
             if r.get("student_number")}
     if number not in book:
@@ -417,14 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m instructor.gradebook", description=__doc__.split("\n\n")[0])
     p.add_argument("grades", type=Path, help="grade_batch's --out folder")
     p.add_argument("--overrides", type=Path, default=None, help="default: GRADES/overrides.csv")
-    p.add_argument("--course", type=Path, default=rubric_module.COURSE,
-                   help="course.toml holding [rubric] and [late] (its floor)")
+    add_config_argument(p, "[rubric] and [late] (its floor)")
     args = p.parse_args(argv)
     if not args.grades.is_dir():
         print(f"error: {args.grades} is not a folder", file=sys.stderr)
         return 2
     try:
-        rubric = rubric_module.load_rubric(args.course)
+        rubric = rubric_module.load_rubric(args.config)
         students, notes = build(args.grades, args.overrides or args.grades / OVERRIDES, rubric)
     except (GradebookError, rubric_module.RubricError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -433,12 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     floor = 0.0
     if lateness_known:
         try:
-            policy = late_module.load_policy(args.course)
+            policy = late_module.load_policy(args.config)
         except late_module.LateError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
         if policy is None:
-            notes.append(f"{args.course} has no [late] deadline: the penalty's floor is 0 points")
+            notes.append(f"{args.config} has no [late] deadline: the penalty's floor is 0 points")
         else:
             floor = policy.floor
     rows = [final_row(s, lateness_known, full_marks(rubric), floor) for s in students]

@@ -1,7 +1,7 @@
 """Late penalties for a graded class: ``python -m instructor.late grades/ --times submission_times.csv``.
 
     python -m instructor.late grades/ --times submission_times.csv
-    python -m instructor.late grades/ --times submission_times.csv --config instructor/course.toml
+    python -m instructor.late grades/ --times submission_times.csv --config course-2025.toml
 
 Reads the course's rule from ``course.toml``'s ``[late]`` section (deadline
 and IANA time zone, ``points_per_hour`` per started hour, ``grace_minutes``,
@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from grader import submission  # noqa: E402
 from grader.late import LateError, Lateness, Policy, apply_penalty, duration, lateness, parse_time  # noqa: E402,F401
+from instructor.course import COURSE_TOML, add_config_argument, cell  # noqa: E402
 
-CONFIG = ROOT / "instructor" / "course.toml"
 SECTION = "late"
 TIMES_COLUMNS = ("student_number", "name", "submitted_at")
 LATENESS_COLUMNS = ("student_number", "name", "submitted_at", "deadline", "late_minutes", "hours_charged",
@@ -103,7 +103,7 @@ def read_extensions(path: Path, deadline: datetime, tz: ZoneInfo) -> tuple[tuple
     return tuple(sorted(found.items()))
 
 
-def load_policy(config: str | Path = CONFIG) -> Policy | None:
+def load_policy(config: str | Path = COURSE_TOML) -> Policy | None:
     """The ``[late]`` policy of ``config``; None when it has no ``[late]`` or its deadline still says TBA.
 
     Raises:
@@ -223,7 +223,7 @@ def table(rows: list[Row], policy: Policy) -> str:
              f"  {'student':<12} {'name':<20} {'submitted':<26} {'late':>14} {'hours':>5} {'penalty':>8}  source"]
     for row in rows:
         late = duration(row.late_minutes) if row.late_minutes else ("-" if not row.submitted_at else "on time")
-        lines.append(f"  {row.student_number:<12} {row.name[:20]:<20} {row.submitted_at[:25]:<26} {late:>14} "
+        lines.append(f"  {row.student_number:<12} {cell(row.name, 20)} {row.submitted_at[:25]:<26} {late:>14} "
                      f"{row.hours_charged:>5} {row.penalty_pp:>6g}%p  {row.source}")
     charged = [row for row in rows if row.penalty_pp]
     missing = [row for row in rows if not row.submitted_at]
@@ -238,12 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("grades", type=Path, help="the grades folder (grade_batch's --out); lateness.csv goes there")
     p.add_argument("--times", type=Path, required=True,
                    help="submission_times.csv: student_number,name,submitted_at (ISO 8601 with the UTC offset)")
-    p.add_argument("--config", type=Path, default=CONFIG, help="course.toml with the [late] section")
+    add_config_argument(p, "[late]")
     args = p.parse_args(argv)
     try:
         policy = load_policy(args.config)
         if policy is None:
-            raise LateConfigError(f"{args.config} has no [late] deadline yet: set deadline and timezone in [late]")
+            raise LateConfigError(
+                f"{args.config}: [late] deadline is still to be announced (\"TBA\"), so no lateness can be computed "
+                f"and nothing was written. Set deadline (e.g. \"2026-12-05T23:59\") and timezone in its [late], or "
+                f"pass --config with a copy of it that has them. Without lateness.csv, python -m instructor.gradebook "
+                f"applies no late penalty and says so.")
         rows = compute(read_times(args.times), policy, args.times.name, gradebook_students(args.grades))
     except LateError as error:
         print(f"error: {error}", file=sys.stderr)

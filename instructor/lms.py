@@ -74,6 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import submission  # noqa: E402
+from instructor.course import add_config_argument, cell  # noqa: E402
 from instructor.csvfiles import write_csv  # noqa: E402
 
 # --- Moodle's layouts (mod/assign); part of the interface: the grade export writes the same worksheet ---
@@ -328,7 +329,7 @@ def summary(results: list[Imported]) -> str:
     """The table printed at the end."""
     lines = [f"  {'participant':<11} {'name':<20} {'student':<12} {'submitted':<26} {'status':<9} file / reason"]
     for item in results:
-        lines.append(f"  {item.participant:<11} {item.name[:20]:<20} {item.student_number:<12} "
+        lines.append(f"  {item.participant:<11} {cell(item.name, 20)} {item.student_number:<12} "
                      f"{item.submitted_at[:25]:<26} {item.status:<9} {item.file}{' -- ' if item.file and item.reason else ''}"
                      f"{item.reason}")
     counts = {status: sum(1 for i in results if i.status == status) for status in ("imported", "refused", "missing")}
@@ -611,8 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--with-extra", action="store_true",
                              help="add the extra credit to the grade (the LMS must allow grades above the maximum)")
     for command in (imp, exm, exc):
-        command.add_argument("--config", type=Path, default=ROOT / "instructor" / "course.toml",
-                             help="course.toml: [late] timezone (import), [rubric] total (export: the full marks)")
+        add_config_argument(command, "[late] timezone" if command is imp else "[rubric] total (the full marks)")
     args = p.parse_args(argv)
     from instructor import gradebook, late, rubric
 

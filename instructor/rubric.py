@@ -45,12 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import submission as submission_format  # noqa: E402
-from grader.report import EXTRA_CREDIT  # noqa: E402
+from grader.results import EXTRA_CREDIT  # noqa: E402
 from grader.student_report import PLACEHOLDER  # noqa: E402
+from instructor.course import COURSE_TOML, add_config_argument, cell  # noqa: E402
 from instructor.csvfiles import write_csv  # noqa: E402
 from load_data import atomic_output  # noqa: E402
 
-COURSE = ROOT / "instructor" / "course.toml"
 SHEET = "report_points.csv"
 REPORTS = "reports"
 # The report's heading for the collaborators and references (report_template.md).
@@ -87,7 +87,7 @@ class Rubric:
         return [*FIXED, *(item.id for item in self.items), COMMENTS]
 
 
-def load_rubric(path: str | Path = COURSE) -> Rubric:
+def load_rubric(path: str | Path = COURSE_TOML) -> Rubric:
     """Reads ``[rubric]`` from course.toml; RubricError says what is wrong."""
     path = Path(path)
     try:
@@ -406,13 +406,14 @@ def make_sheet(submissions: Path, grades: Path, rubric: Rubric, *, progress: boo
 def summary_table(rows: list[SheetRow], rubric: Rubric) -> str:
     """Every student with their points per item, the report's total and whether they are graded."""
     width = 24
-    head = f"  {'name':<{width}} {'student no.':<12} " + " ".join(f"{i.id[:18]:>18}" for i in rubric.items)
+    head = f"  {'name':<{width}} {'student no.':<12} " + " ".join(f"{i.id:>{len(i.id)}}" for i in rubric.items)
     lines = [head + f" {'report':>8}  status", "  " + "-" * (len(head) + 16)]
     for row in rows:
-        cells = " ".join(f"{'' if row.points[i.id] is None else f'{row.points[i.id]:g}':>18}" for i in rubric.items)
+        cells = " ".join(f"{'' if row.points[i.id] is None else f'{row.points[i.id]:g}':>{len(i.id)}}"
+                         for i in rubric.items)
         report = row.report(rubric)
         status = "graded" if report is not None else "ungraded: " + ", ".join(row.missing(rubric))
-        lines.append(f"  {row.name[:width]:<{width}} {row.student_number:<12} {cells} "
+        lines.append(f"  {cell(row.name, width)} {row.student_number:<12} {cells} "
                      f"{'' if report is None else f'{report:g}/{rubric.total:g}':>8}  {status}")
     graded = [r for r in rows if r.report(rubric) is not None]
     lines.append("  " + "-" * (len(head) + 16))
@@ -426,17 +427,17 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sheet", help="write the TA's sheet (merged with one already there) and a page per student")
     s.add_argument("submissions", type=Path, help="the folder of submission zips (grade_batch's input)")
     s.add_argument("--grades", type=Path, required=True, help="grade_batch's --out folder")
-    s.add_argument("--course", type=Path, default=COURSE, help="course.toml holding [rubric]")
+    add_config_argument(s, "[rubric]")
     m = sub.add_parser("merge", help="check the TA's sheet and list who is still ungraded")
     m.add_argument("grades", type=Path, help="the grades folder holding report_points.csv")
-    m.add_argument("--course", type=Path, default=COURSE, help="course.toml holding [rubric]")
+    add_config_argument(m, "[rubric]")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        rubric = load_rubric(args.course)
+        rubric = load_rubric(args.config)
         if args.command == "sheet":
             if not args.submissions.is_dir():
                 print(f"error: {args.submissions} is not a folder of submission zips", file=sys.stderr)

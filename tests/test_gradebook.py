@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,40 @@ def test_the_late_penalty_is_the_autograders_one_deduction_from_the_whole_score(
         assert (final, final_extra) == expected, (total, extra, penalty, floor)
         assert final + (final_extra or 0) == gradescope == apply_penalty(whole, FULL_MARKS, penalty, floor)
     assert late_penalty(None, 8, 20, FULL_MARKS) == (None, None)  # report ungraded: nothing to split yet
+
+
+def test_the_documented_sequence_from_a_graded_folder_to_the_upload(tmp_path):
+    """README "Running the course", steps 3 and 7-9, each the real command on one graded folder and one course.toml
+    (given with --config, as for a term's copy): the lateness `instructor.late` computes from the submission times
+    is what the final gradebook deducts and what the uploaded worksheet's grade has lost."""
+    grades = tmp_path / "grades"
+    make_grades(grades)
+    (grades / "lateness.csv").unlink()  # made by step 3 here, not by hand
+    config = tmp_path / "course-2025.toml"
+    config.write_text(re.sub(r'(?m)^deadline = "TBA[^"]*"$', 'deadline = "2025-06-02T23:59"',
+                             (ROOT / "instructor" / "course.toml").read_text(encoding="utf-8")), encoding="utf-8")
+    times = tmp_path / "submission_times.csv"  # as `lms import-moodle` writes it from the worksheet below
+    times.write_text("student_number,name,submitted_at\n"
+                     f"{KIM[1]},{KIM[0]},2025-06-02T23:00:00+09:00\n{PARK[1]},{PARK[0]},2025-06-03T01:14:00+09:00\n"
+                     f"{LEE[1]},{LEE[0]},2025-06-02T10:00:00+09:00\n", encoding="utf-8")
+    worksheet = tmp_path / "grading_worksheet.csv"
+    worksheet.write_bytes(WORKSHEET.encode("utf-8"))
+    steps = [["instructor.late", str(grades), "--times", str(times)],
+             ["instructor.rubric", "merge", str(grades)],
+             ["instructor.gradebook", "override", str(grades), "--student", KIM[1], "--target", CHECK, "--points", "1",
+              "--reason", "weights of an earlier run", "--who", "TA Han"],
+             ["instructor.gradebook", str(grades)],
+             ["instructor.lms", "export-moodle", str(grades / "final_gradebook.csv"), "--worksheet", str(worksheet),
+              "--out", str(tmp_path / "upload.csv")]]
+    for step in steps:
+        child = subprocess.run([sys.executable, "-m", *step, *([] if "override" in step else ["--config", str(config)])],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert child.returncode == 0, f"{step[0]}: {child.stderr}"
+    park = csv_rows(grades / "final_gradebook.csv")[PARK[1]]
+    assert (park["late_minutes"], park["penalty_pp"]) == ("75", "20")  # 1 h 15 min: two started hours
+    assert "lateness.csv row 3 (submission_times.csv)" in park["sources"]
+    assert float(park["final"]) == course_rule(float(park["total"]), 20)
+    uploaded = {r["Full name"]: r for r in csv.DictReader(io.StringIO(
+        (tmp_path / "upload.csv").read_text(encoding="utf-8-sig"), newline=""))}
+    assert uploaded[PARK[0]]["Grade"] == f"{float(park['final']) / FULL_MARKS * 100:.2f}"
+    assert f"regraded: {CHECK}: 2 -> 1" in uploaded[KIM[0]]["Feedback comments"]

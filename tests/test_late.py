@@ -134,6 +134,10 @@ def test_the_command_writes_lateness_csv_for_the_class(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "instructor.late", str(grades), "--times", str(tmp_path / "none.csv"),
                           "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+    tba = subprocess.run([sys.executable, "-m", "instructor.late", str(tmp_path), "--times", str(times)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)  # the repository's course.toml: TBA
+    assert tba.returncode == 2 and "still to be announced" in tba.stderr and "--config" in tba.stderr
+    assert not (tmp_path / "lateness.csv").exists()
 
 
 # --- inside Gradescope: the bundle applies the penalty from submission_metadata.json ---

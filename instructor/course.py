@@ -1,0 +1,38 @@
+"""What the course-operations commands share: the course settings file and the columns of their tables.
+
+Every command that runs the course (``instructor.lms``, ``instructor.late``,
+``instructor.similarity``, ``instructor.rubric``, ``instructor.gradebook``)
+reads its policy from ``instructor/course.toml`` and takes ``--config FILE``
+to read another one instead, as ``python -m instructor.release --config``
+does: e.g. a copy holding this term's deadline and extensions, kept out of
+the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import unicodedata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE_TOML = ROOT / "instructor" / "course.toml"
+
+
+def add_config_argument(parser: argparse.ArgumentParser, reads: str) -> None:
+    """Adds ``--config FILE`` (default ``instructor/course.toml``); ``reads`` names what the command takes from it."""
+    parser.add_argument("--config", type=Path, default=COURSE_TOML,
+                        help=f"the course settings: {reads} (default: instructor/course.toml)")
+
+
+def width(text: str) -> int:
+    """Terminal columns ``text`` takes: Hangul, CJK and other wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
+
+
+def cell(text: object, columns: int, align: str = "<") -> str:
+    """``text`` cut to ``columns`` terminal columns and padded to exactly that many (``align`` ``<`` or ``>``)."""
+    text = str(text)
+    while width(text) > columns:
+        text = text[:-1]
+    pad = " " * (columns - width(text))
+    return pad + text if align == ">" else text + pad
