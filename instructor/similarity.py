@@ -40,12 +40,11 @@ terminal; a summary table of the top pairs follows at the end.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 import tempfile
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,11 +55,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # copydetect's report draws its plot
 from tqdm import tqdm  # noqa: E402
 
 from grader import submission as submission_format  # noqa: E402
+from instructor.course import COURSE_TOML, add_config_argument, cell  # noqa: E402
+from instructor.csvfiles import write_csv  # noqa: E402
 from instructor.release import build  # noqa: E402
 from instructor.release.archive import write_atomic  # noqa: E402
 
-CONFIG = ROOT / "instructor" / "course.toml"
 CODE = submission_format.CODE  # maml.py, maml_transfer.py: what is compared
+HANDOUT_VERSION = "grader/VERSION"  # in the released handout: the version its students' SUBMISSION.json names
+RELEASED_HANDOUT = ROOT / "dist" / "handout.zip"  # python -m instructor.release's
 ARCHIVE_MARK = " (archive)"
 REPORT = Path("similarity") / "report.html"
 PAIRS_CSV = "similarity.csv"
@@ -88,12 +90,14 @@ class Student:
         name: as in the zip's name (NFC).
         code: where its concatenated code was written for the comparison.
         archived: from ``--archive`` (earlier years).
+        version: the handout version its SUBMISSION.json names.
     """
 
     student_number: str
     name: str
     code: Path
     archived: bool = False
+    version: str = ""
 
     @property
     def label(self) -> str:
@@ -110,7 +114,7 @@ class Pair:
     flagged: bool
 
 
-def default_threshold(config_path: str | os.PathLike = CONFIG) -> float:
+def default_threshold(config_path: str | os.PathLike = COURSE_TOML) -> float:
     """``[similarity] threshold`` of the course settings (a share of a student's own code, 0 to 1)."""
     path = Path(config_path)
     try:
@@ -134,13 +138,35 @@ def check_threshold(value, what: str = "--threshold") -> float:
     return float(value)
 
 
-def handout_code(root: str | os.PathLike = ROOT) -> dict[str, str]:
-    """maml.py and maml_transfer.py as every student received them (the handout's stubs)."""
+def handout_code(handout: Path | None = None, root: str | os.PathLike = ROOT) -> tuple[dict[str, str], str]:
+    """(maml.py and maml_transfer.py as every student received them, that handout's version).
+
+    Args:
+        handout: the released handout, ``handout.zip`` or its unpacked folder (``python -m
+            instructor.release`` writes both in ``dist/``); None builds it from ``root`` now, which
+            is what students received only if the student files have not changed since the release.
+    """
+    if handout is None:
+        try:
+            built = build.build_handout(root, allow_missing=True)
+        except build.ReleaseError as error:
+            raise SimilarityError(f"cannot build the handout to leave its code out: {error}") from None
+        return {name: built.files[name].decode("utf-8") for name in CODE if name in built.files}, built.version
+    wanted = (*CODE, HANDOUT_VERSION)
     try:
-        handout = build.build_handout(root, allow_missing=True)
-    except build.ReleaseError as error:
-        raise SimilarityError(f"cannot build the handout to leave its code out: {error}") from None
-    return {name: handout.files[name].decode("utf-8") for name in CODE if name in handout.files}
+        if handout.is_dir():
+            files = {name: (handout / name).read_text(encoding="utf-8") for name in wanted if (handout / name).is_file()}
+        else:
+            with zipfile.ZipFile(handout) as archive:  # entries under the handout's top folder
+                files = {name: archive.read(entry).decode("utf-8") for entry in archive.namelist()
+                         for name in wanted if entry.split("/", 1)[-1] == name}
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise SimilarityError(f"--handout {handout}: cannot read it ({error}): give dist/handout.zip "
+                              f"or dist/handout/ as python -m instructor.release wrote them") from None
+    if not set(CODE) <= set(files):
+        raise SimilarityError(f"--handout {handout} has no {' or '.join(sorted(set(CODE) - set(files)))}: give "
+                              f"dist/handout.zip or dist/handout/ as python -m instructor.release wrote them")
+    return {name: files[name] for name in CODE}, files.get(HANDOUT_VERSION, "").strip()
 
 
 def joined(files: dict[str, str]) -> str:
@@ -176,7 +202,7 @@ def collect(folder: Path, work: Path, archived: bool, progress: bool) -> tuple[l
         code = work / ("archive" if archived else "current") / f"{index:04d} {number}.py"
         code.parent.mkdir(parents=True, exist_ok=True)
         code.write_text(joined(files), encoding="utf-8")
-        students[key] = Student(number, found.name, code, archived)
+        students[key] = Student(number, found.name, code, archived, found.version)
     return list(students.values()), skipped
 
 
@@ -238,15 +264,6 @@ def flags(pairs: list[Pair]) -> list[dict]:
     return rows
 
 
-def csv_bytes(columns: tuple[str, ...], rows: list[dict]) -> bytes:
-    """A CSV in UTF-8 with BOM (spreadsheets then show Hangul names), like gradebook.csv."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8-sig")
-
-
 def pair_rows(pairs: list[Pair]) -> list[dict]:
     return [{"rank": rank, "student_a": p.a.student_number, "name_a": p.a.label,
              "student_b": p.b.student_number, "name_b": p.b.label, "score": f"{p.score:.3f}",
@@ -259,8 +276,8 @@ def summary(pairs: list[Pair], students: int, archived: int, skipped: list[str],
     flagged = [p for p in pairs if p.flagged]
     lines = [f"{'rank':>4}  {'score':>5}  {'flag':4}  student a{'':<32}  student b"]
     for rank, p in enumerate(pairs[:top], 1):
-        a = f"{p.a.student_number} {p.a.label}"
-        lines.append(f"{rank:>4}  {p.score:5.3f}  {'FLAG' if p.flagged else '':4}  {a[:40]:<41}  "
+        lines.append(f"{rank:>4}  {p.score:5.3f}  {'FLAG' if p.flagged else '':4}  "
+                     f"{cell(f'{p.a.student_number} {p.a.label}', 41)}  "
                      f"{p.b.student_number} {p.b.label}")
     if not pairs:
         lines.append("  (no pairs: fewer than two submissions could be read)")
@@ -275,9 +292,21 @@ def summary(pairs: list[Pair], students: int, archived: int, skipped: list[str],
     return "\n".join(lines)
 
 
+def report_note(pairs: list[Pair], shown: int, threshold: float) -> str:
+    """The report's first paragraph: how many pairs it shows of how many, and where the rest are."""
+    flagged = sum(p.flagged for p in pairs)
+    cut = (f", the {shown} highest (the page shows at most {REPORT_PAIRS})" if shown < flagged else "")
+    return (f"<p><b>{len(pairs)} pairs compared, {flagged} flagged (score &ge; {threshold:g}). This page shows "
+            f"the flagged pairs{cut}; similarity.csv beside this folder ranks every pair with its score.</b> "
+            f"Scores count only code the handout did not give. A flag is a pointer for a person, never a "
+            f"penalty.</p>")
+
+
 def run(submissions: Path, out: Path, threshold: float, archive: Path | None = None,
-        root: Path = ROOT, progress: bool = False) -> tuple[list[Pair], list[str]]:
+        handout: Path | None = None, progress: bool = False) -> tuple[list[Pair], list[str]]:
     """Compares the submissions in ``submissions`` and writes the outputs in ``out``.
+
+    ``handout`` is the released handout whose code is left out (``handout_code``).
 
     Returns:
         (the ranked pairs, the zips left out with their reasons).
@@ -292,24 +321,34 @@ def run(submissions: Path, out: Path, threshold: float, archive: Path | None = N
     with tempfile.TemporaryDirectory(prefix="similarity-") as tmp:
         work = Path(tmp)
         boilerplate = work / "handout.py"
-        boilerplate.write_text(joined(handout_code(root)), encoding="utf-8")
+        given, version = handout_code(handout)
+        boilerplate.write_text(joined(given), encoding="utf-8")
         current, skipped = collect(Path(submissions), work, archived=False, progress=progress)
+        others = sorted({s.version for s in current} - {version})
+        if others:
+            print(f"warning: the handout left out is {version} ({handout or 'built from the repository now'}) but "
+                  f"submissions name {', '.join(others)}: its scaffold may not be what they received, which "
+                  f"inflates every score; pass --handout with the handout they were given", file=sys.stderr)
         archived, skipped_archive = ([], []) if archive is None else collect(Path(archive), work, True, progress)
         skipped += [f"archive {line}" for line in skipped_archive]
         if len(current) + len(archived) >= 2 and current:
             pairs, detector = compare(current, archived, boilerplate, threshold, progress)
-            # the report shows the flagged pairs, at most REPORT_PAIRS of them (the highest), around the matches
-            shown = [p.score for p in pairs if p.flagged][:REPORT_PAIRS]
-            detector.conf.display_t = (min(shown) if shown else 1.0) - 1e-6
+            # the report shows the flagged pairs, at most REPORT_PAIRS of them (the highest, ties cut too), with
+            # ten lines around each match
+            scores = [p.score for p in pairs if p.flagged][:REPORT_PAIRS]
+            detector.conf.display_t = (min(scores) if scores else 1.0) - 1e-6
             detector.conf.truncate = True
+            shown = detector.get_copied_code_list()[:REPORT_PAIRS]  # ranked by score
+            detector.get_copied_code_list = lambda: shown  # what generate_html_report lists
             report = detector.generate_html_report(output_mode="return")
+            report = report.replace("</h1>", "</h1>" + report_note(pairs, len(shown), threshold), 1)
         else:
             pairs, report = [], "<html><body><p>Fewer than two submissions could be read: nothing compared.</p></body></html>"
         # the report names each student's file: make it say who it is
         for student in (*current, *archived):
             report = report.replace(str(student.code), f"{student.student_number} {student.label}")
-    write_atomic(out / PAIRS_CSV, csv_bytes(PAIR_COLUMNS, pair_rows(pairs)))
-    write_atomic(out / FLAGS_CSV, csv_bytes(FLAG_COLUMNS, flags(pairs)))
+    write_csv(out / PAIRS_CSV, PAIR_COLUMNS, ([row[c] for c in PAIR_COLUMNS] for row in pair_rows(pairs)))
+    write_csv(out / FLAGS_CSV, FLAG_COLUMNS, ([row[c] for c in FLAG_COLUMNS] for row in flags(pairs)))
     write_atomic(out / REPORT, report.encode("utf-8"))
     print(summary(pairs, len(current), len(archived), skipped, threshold, out))
     return pairs, skipped
@@ -323,7 +362,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float,
                    help="flag pairs with at least this score, 0 to 1 (default: [similarity] threshold "
                         "in instructor/course.toml)")
-    p.add_argument("--config", type=Path, default=CONFIG, help=argparse.SUPPRESS)
+    p.add_argument("--handout", type=Path, default=None,
+                   help="the handout the students received, whose code never counts (default: dist/handout.zip "
+                        "when python -m instructor.release wrote it, else built from this repository now)")
+    add_config_argument(p, "[similarity] threshold")
     return p
 
 
@@ -332,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         threshold = (check_threshold(args.threshold) if args.threshold is not None
                      else default_threshold(args.config))
-        run(args.submissions, args.out, threshold, args.archive, progress=sys.stderr.isatty())
+        handout = args.handout or (RELEASED_HANDOUT if RELEASED_HANDOUT.is_file() else None)
+        run(args.submissions, args.out, threshold, args.archive, handout, progress=sys.stderr.isatty())
     except SimilarityError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

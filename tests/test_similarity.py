@@ -132,13 +132,15 @@ def folders(handout, tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def report(folders, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """``python -m instructor.similarity`` run for real, with the archive."""
+def report(folders, handout, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m instructor.similarity`` run for real, with the archive and the released handout.zip."""
     current, archive = folders
     out = tmp_path_factory.mktemp("grades")
+    _, handout_zip = build.write_handout(handout, tmp_path_factory.mktemp("dist"))
     before = {p: p.read_bytes() for p in current.iterdir()}
     done = subprocess.run([sys.executable, "-m", "instructor.similarity", str(current), "--out", str(out),
-                           "--archive", str(archive)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           "--archive", str(archive), "--handout", str(handout_zip)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
     assert {p: p.read_bytes() for p in current.iterdir()} == before, "the submissions were changed"
     return done, out
@@ -198,6 +200,8 @@ def test_the_archive_is_compared_with_this_year_only_and_flags_go_to_their_own_f
     assert flags[COPY[1]]["name"] == COPY[0]
     html = (out / similarity.REPORT).read_text(encoding="utf-8")
     assert f"{COPY[1]} {COPY[0]}" in html and "highlight-red" in html  # side by side, named, highlighted
+    flagged = sum(r["flagged"] == "yes" for r in rows)  # the page says what it shows and where the rest are
+    assert f"{len(rows)} pairs compared, {flagged} flagged" in html and "similarity.csv" in html
     assert "not a zip" in done.stdout or "Assignment2 (1).zip" in done.stdout  # left out, with the reason
 
 
