@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from grader import runner, version
-from grader.report import format_table
+from grader.results import format_table
 
 
 def parser() -> argparse.ArgumentParser:

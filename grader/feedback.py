@@ -22,8 +22,7 @@ size of the mistake's result, or of its change from ``start`` for adapted
 parameters). Different results almost surely have different sketches; equal
 ones always have equal sketches.
 
-``explain_error`` does the same for exceptions: a known cause for a known
-error message.
+Known causes of known error messages are ``grader.failures.explain_error``.
 """
 
 from __future__ import annotations
@@ -76,32 +75,6 @@ HINTS = {
                                     "mixes both sets: call extract_features on each set separately.",
     "transfer_argmax_wrong_axis": "did you take the argmax over axis 0 (examples) instead of axis -1 (classes)?",
 }
-
-# (pieces that must all be in an error message, hint); the first match wins
-ERROR_HINTS = (
-    (("NoneType", "unsupported operand"), "A gradient is None: tape.gradient gives None for a tensor the tape "
-     "did not watch. After the first inner step the parameters are plain tensors, which a tape does not watch "
-     "by itself: call tape.watch(parameters) inside the tape."),
-    (("Attempt to convert a value (None)",), "A gradient is None: tape.gradient gives None for a tensor the tape "
-     "did not watch. After the first inner step the parameters are plain tensors, which a tape does not watch "
-     "by itself: call tape.watch(parameters) inside the tape."),
-    (("NoneType", "has no attribute"), "A gradient is None: tape.gradient gives None for a tensor the tape did "
-     "not watch, or one the loss does not depend on: tape.watch the parameters, and compute the loss from them "
-     "inside the tape."),
-    (("Incompatible shapes",), "Two tensors of different shapes were compared or combined: did you take an "
-     "argmax over the wrong axis (the classes are axis -1)?"),
-    (("Random ops require a seed",), "No random numbers here: results must depend on the inputs only (the "
-     "transfer head starts at zero; the grader runs TensorFlow in deterministic mode, which refuses unseeded "
-     "random operations)."),
-    (("object has no attribute 'assign'",), "Only tf.Variables have assign: the adapted parameters are tensors; "
-     "build a new dict instead of assigning."),
-    (("numpy() is only available when eager execution is enabled",), "Code that runs inside tf.function cannot "
-     "call .numpy(): keep everything a TensorFlow operation."),
-    (("is out of scope and cannot be used here",), "A tensor made inside tf.function outlived the call: do you "
-     "keep tensors on self, or change a dict the model keeps (`parameters = self.meta_parameters`, then "
-     "`parameters[name] = ...`)? Build new dicts instead."),
-)
-
 
 def flatten(value) -> np.ndarray:
     """A dict of arrays (keys sorted) or an array, as one float64 vector."""
@@ -226,11 +199,3 @@ def check(fixture: dict, quantity: str, actual, what: str, *, start: dict | None
         failure = AssertionError(" ".join(filter(None, [str(error), hint, ratio_text, mistake])))
         failure.diagnosis = mistake  # grader.plugin.Parts says a diagnosis repeated by several parts once
         raise failure from None
-
-
-def explain_error(message: str) -> str:
-    """A known cause of an error message, or ""."""
-    for pieces, hint in ERROR_HINTS:
-        if all(piece in message for piece in pieces):
-            return hint
-    return ""

@@ -18,12 +18,12 @@ Steps:
    budget of the platform's timeout (``--timeout``, ``grader.budget``): a check
    that would not fit scores 0 with that reason, and results.json is written
    before the platform would stop the autograder.
-3. Check that the grader's own files did not change while it ran; if they
-   did, the submission scores 0 and is flagged.
+3. A run whose grader files changed is flagged by ``grader.runner`` (the one
+   check of tampering): the submission scores 0 and its status is "flagged".
 4. Write ``results.json`` in Gradescope's schema (``score``, ``execution_time``,
    ``output``, ``tests[]`` with ``name``, ``score``, ``max_score``, ``status``,
    ``output``, ``tags``, ``visibility``; ``extra_data`` with the student's name
-   and number, ``status`` graded/rejected/error and ``reason``), atomically.
+   and number, ``status`` graded/rejected/flagged/error and ``reason``), atomically.
    Inside Gradescope (``$AUTOGRADER_ROOT/submission_metadata.json`` beside
    the submission folder) the late penalty is applied once (``grader.late``).
 
@@ -35,7 +35,6 @@ the grader itself becomes a score-0 file with the reason.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -45,16 +44,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import budget, late, runner, version
-from grader.plugin import FLAGGED
-from grader.report import PASSED, Results, to_gradescope
+from grader import budget, late, runner, submission, version
+from grader.files import ROOT
+from grader.results import PASSED, Results, to_gradescope
 from grader.sandbox import STUDENT_FILES, Limits
+from load_data import atomic_output
 
-HIDDEN_TESTS = runner.ROOT / "instructor" / "autograder"  # in the bundle's source/, as in the instructor's tree
+HIDDEN_TESTS = runner.HIDDEN_TESTS
 HIDDEN_VISIBILITY_ENV = "GRADER_HIDDEN_VISIBILITY"  # Gradescope visibility of hidden tests' results
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")  # Gradescope's
 DEFAULT_HIDDEN_VISIBILITY = "after_due_date"  # hidden tests' results are shown once the due date has passed
-GRADER_FILES = ("grader", HIDDEN_TESTS.relative_to(runner.ROOT).as_posix(), "load_data.py")  # must not change
 MARGIN_SECONDS = 120  # for the test process beyond the sandbox's total limit
 TIMEOUT_ENV = "GRADER_PLATFORM_TIMEOUT"  # the platform's timeout, when --timeout is not given
 
@@ -88,16 +87,6 @@ def _shallowest(folder: Path, pattern: str) -> list[Path]:
     return sorted(found, key=lambda p: (len(p.parts), str(p)))
 
 
-def _identity_from_name(path: Path) -> Identity:
-    from grader import submission
-
-    try:
-        name, number = submission.parse_zip_name(path.name)
-        return Identity(name, number)
-    except submission.SubmissionError:
-        return Identity()
-
-
 def _identity_from_manifest(path: Path) -> Identity:
     """Who the manifest says submitted (for the gradebook row of a submission that is refused)."""
     try:
@@ -118,13 +107,12 @@ def load_submission(path: Path, staging: Path) -> tuple[Path, Identity]:
     Raises:
         Rejected: the reasons the submission cannot be graded.
     """
-    from grader import submission
 
     def read_zip(zip_path: Path) -> tuple[Path, Identity]:
         try:
             found = submission.read_submission(zip_path, staging / "submission")
-        except submission.SubmissionError as error:
-            raise Rejected(error.problems, _identity_from_name(zip_path)) from None
+        except submission.SubmissionError as error:  # who submitted, when the file name said so
+            raise Rejected(error.problems, Identity(*(error.file_name or ("", "")))) from None
         return found.root, Identity(found.name, found.student_number, found.version)
 
     if path.is_file():
@@ -174,19 +162,6 @@ def _bare_files(path: Path, staging: Path) -> tuple[Path, Identity]:
     return code, identity
 
 
-def grader_digest(root: Path = runner.ROOT) -> str:
-    """SHA-256 over the grader's files (``GRADER_FILES``), to see whether anything changed them."""
-    digest = hashlib.sha256()
-    for top in GRADER_FILES:
-        base = root / top
-        paths = [base] if base.is_file() else sorted(base.rglob("*")) if base.is_dir() else []
-        for path in paths:
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def _results_json(results: Results, output: str, status: str, reason: str, identity: Identity,
                   started: float) -> dict:
     """Gradescope's results.json for ``results``.
@@ -196,7 +171,7 @@ def _results_json(results: Results, output: str, status: str, reason: str, ident
     course that shows them at once sets ``visible``); a value Gradescope does
     not know falls back to the default, with a note in the instructor's log
     (``extra_data["notes"]``). Extra-credit tests have ``max_score`` 0
-    (``grader.report.to_gradescope``): the tests add up to the assignment's
+    (``grader.results.to_gradescope``): the tests add up to the assignment's
     total, and ``extra_data`` says how much of ``score`` is extra credit.
     """
     data = to_gradescope(results, output)
@@ -207,7 +182,7 @@ def _results_json(results: Results, output: str, status: str, reason: str, ident
                      f"({', '.join(VISIBILITIES)}): hidden tests are {DEFAULT_HIDDEN_VISIBILITY}.")
         print(f"note: {notes[-1]}", file=sys.stderr)  # the instructor's log
         hidden_visibility = DEFAULT_HIDDEN_VISIBILITY
-    hidden_prefix = HIDDEN_TESTS.relative_to(runner.ROOT).as_posix() + "/"
+    hidden_prefix = HIDDEN_TESTS.relative_to(ROOT).as_posix() + "/"
     for test, entry in zip(results.tests, data["tests"]):
         if test.id.startswith(hidden_prefix):
             entry["visibility"] = hidden_visibility
@@ -244,7 +219,6 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
     """Gradescope results for a submission zip or folder (see the module docstring)."""
     started = time.monotonic() if started is None else started
     limits = limits or Limits.from_env()
-    before = grader_digest()
     with tempfile.TemporaryDirectory(prefix="grader-submission-") as tmp:
         try:
             code, identity = load_submission(Path(submission), Path(tmp))
@@ -258,14 +232,9 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
         timeout = min(limits.total_seconds + MARGIN_SECONDS, budget.left() + budget.RESERVE_SECONDS / 2)
         # the output goes to the instructor's log as it comes (Gradescope shows stdout to instructors only)
         results, output = runner.run_tests(tests, extra, student_dir=code, timeout=timeout, env=env, stream=True)
-    if grader_digest() != before:
-        for test in results.tests:
-            test.points, test.status = 0.0, "failed"
-        results.problems.append(f"{FLAGGED} the grader's files changed while this submission ran; it scores "
-                                f"0 and the course staff will review it.")
     notes = "\n".join(identity.notes)
     status = "error" if results.problems and not results.tests else "graded"
-    if any(problem.startswith(FLAGGED) for problem in results.problems):
+    if results.flagged:
         status = "flagged"
     data = _results_json(results, notes, status, _reason(results), identity, started)
     # inside Gradescope only (its submission_metadata.json): batch grading records lateness.csv instead
@@ -281,12 +250,9 @@ def failure_results(message: str, started: float | None = None) -> dict:
 
 def write_results(path: Path, data: dict) -> None:
     """Writes the results atomically (a reader sees the old file or the new one, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.chmod(0o644)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,22 +10,12 @@ what they are worth with the ``points`` decorator::
         \"\"\"outer_loop: outer loss and accuracies match the reference\"\"\"
 
 The first line of a test's docstring is its name in the table. At the end of
-the session the plugin writes ``grader.report.Results`` as JSON to the path
+the session the plugin writes ``grader.results.Results`` as JSON to the path
 given by ``--grader-json``.
 
-Failures become one short message, never a traceback wall:
-
-* ``NotImplementedError`` -> status "todo": "not implemented yet: MAML.inner_loop
-  (maml.py line 251)", from the frame that raised it;
-* ``AssertionError`` (the checks' own messages) -> status "failed";
-* ``StudentCodeError`` (the grader's message is the whole story, e.g. an
-  import that failed) and any other exception -> status "error", naming the
-  exception and the innermost line of the student's code it came from, after
-  a known cause of that error if there is one (``grader.feedback.explain_error``).
-* ``StudentFailure`` from the sandbox: the status and message the student's
-  process reported (the same rules, applied there), or why it ended.
-* ``PartialCredit`` (raised by ``Parts.finish``): status "failed" with that
-  fraction of the test's points, "passed" with a note when the fraction is 1.
+Failures become one short message, never a traceback wall
+(``grader.failures.describe_failure``; a test stopped by pytest-timeout says
+which limit it hit).
 
 Student code never runs in this process: tests get the session fixture
 ``student``, a ``grader.sandbox.Sandbox`` on the code in ``--grader-student-dir``
@@ -36,32 +26,15 @@ The sandbox is stopped before the results are written.
 from __future__ import annotations
 
 import contextlib
-import traceback
 from pathlib import Path
 
 import pytest
 
-from grader import budget, feedback
-from grader.report import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
-from grader.sandbox import Sandbox, SandboxError, StudentFailure, open_sandbox
-
-ROOT = Path(__file__).resolve().parent.parent  # the handout folder
-GRADER_DIR = ROOT / "grader"
-FLAGGED = "flagged for review:"  # starts a problem that sets the score to 0 (see grader.gradescope)
-MAX_MESSAGE_LINES = 8
-MAX_MESSAGE_CHARS = 1200
-
-
-class StudentCodeError(Exception):
-    """Raised by grader code with a complete, student-facing message."""
-
-
-class PartialCredit(AssertionError):
-    """A test earned ``fraction`` (0..1) of its points; the message says what was missing."""
-
-    def __init__(self, fraction: float, message: str):
-        super().__init__(message)
-        self.fraction = min(max(float(fraction), 0.0), 1.0)
+from grader import budget, failures
+from grader.failures import PartialCredit, StudentFailure
+from grader.files import ROOT
+from grader.results import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
+from grader.sandbox import Sandbox, open_sandbox
 
 
 class Parts:
@@ -118,68 +91,17 @@ def points(value: float):
     return pytest.mark.points(value)
 
 
-def _student_frames(tb) -> list[traceback.FrameSummary]:
-    """Frames of the traceback in the student's files (the handout, minus grader/)."""
-    frames = []
-    for frame, line in traceback.walk_tb(tb):
-        path = Path(frame.f_code.co_filename)
-        try:
-            path.resolve().relative_to(ROOT)
-        except ValueError:
-            continue
-        if GRADER_DIR in path.resolve().parents:
-            continue
-        frames.append((frame, line))
-    return frames
-
-
-def _where(frame, line: int) -> str:
-    code = frame.f_code
-    name = getattr(code, "co_qualname", code.co_name)
-    return f"{name} ({Path(code.co_filename).name} line {line})"
-
-
-def _shorten(text: str) -> str:
-    lines = [line.rstrip() for line in text.strip().splitlines()]
-    lines = lines[:next((i for i, line in enumerate(lines) if line.startswith("assert ")), len(lines))]
-    short = "\n".join(lines[:MAX_MESSAGE_LINES])
-    if len(short) > MAX_MESSAGE_CHARS:
-        short = short[:MAX_MESSAGE_CHARS] + " ..."
-    elif len(lines) > MAX_MESSAGE_LINES:
-        short += "\n..."
-    return short
-
-
 def describe_failure(error: BaseException) -> tuple[str, str]:
-    """(status, message) for an exception raised while running a test."""
-    if isinstance(error, StudentFailure):
-        return error.status, error.message
-    if isinstance(error, SandboxError):
-        return ERROR, _shorten(f"the grader could not run your code, a problem of the grader (please tell "
-                               f"the course staff): {error}")
-    frames = _student_frames(error.__traceback__)
-    if isinstance(error, NotImplementedError):
-        if frames:
-            return TODO, f"not implemented yet: {_where(*frames[-1])}"
-        return TODO, f"not implemented yet: {error}"
-    if isinstance(error, (StudentCodeError, budget.BudgetSpent)):
-        return ERROR, _shorten(str(error))
-    if isinstance(error, AssertionError):
-        return FAILED, _shorten(str(error)) or "a check failed (no details)"
+    """(status, message) for an exception raised while running a test: ``grader.failures.describe_failure``,
+    and pytest-timeout's stop."""
     if isinstance(error, pytest.fail.Exception):
         text = str(error)
         if text.startswith("Timeout"):  # pytest-timeout: "Timeout (>300.0s) from pytest-timeout."
             limit = text.split()[1].strip("(>)") if len(text.split()) > 1 else "the limit"
             return ERROR, (f"took longer than {limit}, the limit of this test: look for an endless "
                            f"loop, or work repeated far more often than needed")
-        return FAILED, _shorten(text)
-    detail = _shorten(f"{type(error).__name__}: {error}")
-    hint = feedback.explain_error(str(error))
-    if hint:
-        detail = f"{hint}\n{detail}"
-    if frames:
-        return ERROR, f"{detail}\n(raised in {_where(*frames[-1])})"
-    return ERROR, detail
+        return FAILED, failures.shorten(text)
+    return failures.describe_failure(error)
 
 
 def title(item: pytest.Item) -> str:
@@ -199,7 +121,7 @@ class Recorder:
         self.by_id: dict[str, TestResult] = {}
         self.sandbox: Sandbox | None = None
         self.sandbox_log = ""
-        self.tampered: list[str] = []
+        self.changed_files: list[str] = []  # grader files changed in the student's worker folder
         self.charged: dict[str, float] = {}  # node id -> seconds moved to (or from) that test (``move_seconds``)
         self.current = ""  # node id of the test running now
         self.progress = False  # a line per finished check (--grader-progress)
@@ -243,12 +165,12 @@ class Recorder:
         sandbox, self.sandbox = self.sandbox, None
         if sandbox is None:
             return
-        self.tampered += sandbox.tampered()
+        self.changed_files += sandbox.tampered()
         sandbox.close()
         if sandbox.starts:
             self.results.notes.append(f"student code ran as {sandbox.notes.get('account')}; network: "
                                       f"{sandbox.notes.get('network')}")
-        self.sandbox_log = sandbox.report()
+        self.sandbox_log = sandbox.log_text()
 
     def pytest_runtest_setup(self, item):
         self.current = item.nodeid
@@ -308,17 +230,11 @@ class Recorder:
         if report.failed:
             self.results.problems.append(
                 f"could not load {report.nodeid or 'the tests'}: "
-                + _shorten(str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown error"))
+                + failures.shorten(str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown error"))
 
     def pytest_sessionfinish(self, session):
         self.close_sandbox()  # nothing of the student's runs any more when the results are written
-        if self.tampered:
-            self.results.problems.append(
-                f"{FLAGGED} the submission's code changed the grader's files ({', '.join(self.tampered[:5])}); "
-                f"every check scores 0 and the course staff will review the submission.")
-            for result in self.results.tests:
-                result.points, result.status = 0.0, FAILED
-                result.message = "not graded: the submission changed the grader's files"
+        self.results.changed_files = self.changed_files  # grader.runner flags the run (one place for tampering)
         if self.path:
             from grader import version
 

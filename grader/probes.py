@@ -22,9 +22,8 @@ import warnings
 from pathlib import Path
 
 from grader import checks
-from grader.plugin import StudentCodeError
-
-ROOT = Path(__file__).resolve().parents[1]
+from grader.failures import StudentCodeError
+from grader.files import ROOT
 
 
 def student_module(name: str):

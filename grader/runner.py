@@ -7,6 +7,12 @@ writes into a private temporary folder. Whatever happens (an import error, an
 exception, a crash of TensorFlow, ``sys.exit``), the parent gets a
 ``Results``: if the results file is missing the run is reported as a problem
 with the end of the child's output.
+
+Tampering is checked here, and only here: the grader's own files
+(``WATCHED``: ``grader/``, the hidden tests, ``load_data.py``) before the child
+starts and after it ended, and the copies in the student's worker folder,
+which the child reports (``Results.changed_files``). If either changed, the run
+is flagged (``Results.flag``): every test scores 0 for the course staff to review.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader.report import Results
+from grader.files import ROOT, file_digests
+from grader.results import Results
 
-ROOT = Path(__file__).resolve().parent.parent  # the handout folder
 PUBLIC_TESTS = ROOT / "grader" / "tests"
+HIDDEN_TESTS = ROOT / "instructor" / "autograder"  # in the bundle's source/, as in the instructor's tree
 INI = ROOT / "grader" / "pytest.ini"
+WATCHED = ("grader", HIDDEN_TESTS.relative_to(ROOT).as_posix(), "load_data.py")  # must not change while grading
+FLAGGED = "flagged for review:"  # starts the problem of a flagged run
 DEFAULT_TIMEOUT = 1800  # seconds for the whole run; each test has its own limit (pytest.ini)
 OUTPUT_TAIL_LINES = 30
 
@@ -76,8 +85,31 @@ def run_tests(tests: Path | list[Path] = PUBLIC_TESTS, extra: list[str] | None =
 
     Returns:
         (results, output): the results (``problems`` says when the run itself
-        broke) and the child's captured output ("" when verbose).
+        broke; ``flagged`` when the grader's files changed) and the child's
+        captured output ("" when verbose).
     """
+    before = watched_digests()
+    results, output = _run_child(tests, extra, timeout=timeout, verbose=verbose, student_dir=student_dir,
+                                 env=env, stream=stream)
+    if results.changed_files:
+        results.flag("the submission's code changed the grader's files in its folder",
+                     f"{FLAGGED} the submission's code changed the grader's files "
+                     f"({', '.join(results.changed_files[:5])}); every check scores 0 and the course staff will "
+                     f"review the submission.", test_message="not graded: the submission changed the grader's files")
+    if watched_digests() != before:
+        results.flag("the grader's files changed while the tests ran",
+                     f"{FLAGGED} the grader's files changed while this submission ran; it scores 0 and the course "
+                     f"staff will review it.")
+    return results, output
+
+
+def watched_digests(root: Path = ROOT) -> dict[str, str]:
+    """Digests of the grader's files (``WATCHED``), to see whether anything changed them."""
+    return file_digests(*(root / top for top in WATCHED), root=root)
+
+
+def _run_child(tests, extra, *, timeout, verbose, student_dir, env, stream) -> tuple[Results, str]:
+    """``run_tests`` without the check of the grader's files."""
     env = {**os.environ, **(env or {})}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -55,13 +55,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from grader import budget, container, wire
+from grader.failures import SandboxError, StudentFailure, StudentTimeout, describe_failure
+from grader.files import GRADER_DIR, ROOT, file_digests
 
-GRADER_DIR = Path(__file__).resolve().parent
-ROOT = GRADER_DIR.parent  # the handout folder (in the autograder: its source/)
 STUDENT_FILES = ("maml.py", "maml_transfer.py")
 SCAFFOLD_FILES = ("load_data.py",)  # given to students unchanged: always the grader's copy
-STATUSES = ("failed", "error", "todo", "skipped")  # what a failure from the worker may say
-MAX_FAILURE_MESSAGE = 2000
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
         "worker.main(sys.argv[2])")
 UID_RANGE = (1_900_000_000, 2_000_000_000)  # far above any account: a uid of its own per sandbox
@@ -74,24 +72,6 @@ RESIDENT_RESERVE = 80 * 2**20
 # CPU, measured); the grader's checks need more than that, so a container this small cannot grade well anyway.
 RESIDENT_FLOOR = 256 * 2**20
 WATCH_SECONDS = (0.2, 0.05)  # how often the watchdog samples the worker's memory: below / above 3/4 of the limit
-
-
-class StudentFailure(Exception):
-    """The student's code failed a probe; ``status`` and ``message`` are what the table shows."""
-
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status = status if status in STATUSES else "error"
-        self.message = str(message)[:MAX_FAILURE_MESSAGE].strip() or "failed, and no reason came back from the " \
-                                                                     "process running your code"
-
-
-class StudentTimeout(StudentFailure):
-    """A call into the student's code did not finish within its limit (the worker was stopped)."""
-
-
-class SandboxError(RuntimeError):
-    """The grader could not run the sandbox at all (a problem of the grader, not the student)."""
 
 
 @dataclass(frozen=True)
@@ -257,14 +237,6 @@ def _kill_marked(marker: bytes) -> int:
     return killed
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``folder`` (path relative to it -> hex)."""
-    import hashlib
-
-    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file() and "__pycache__" not in path.parts}
-
-
 def _kill_uid(uid: int) -> None:
     """Kills every process of ``uid`` (a sandbox's own uid): kill(-1) sent as that uid."""
     for _ in range(3):  # a process may fork while the first signal goes out
@@ -352,7 +324,8 @@ class Sandbox:
         """Digests of the grader's files in the worker's folder (everything but the student's files)."""
         if self.trusted or not self.workspace.is_dir():
             return {}
-        return {p: d for p, d in _digest(self.workspace).items() if p not in STUDENT_FILES}
+        return {p: d for p, d in file_digests(self.workspace, root=self.workspace).items()
+                if p not in STUDENT_FILES}
 
     def tampered(self) -> list[str]:
         """The grader's files in the worker's folder that were changed, added or removed (call before close)."""
@@ -381,7 +354,7 @@ class Sandbox:
                 target.chmod(0o444)
             finally:
                 folder.chmod(0o555)
-            self._grader_files[f"grader/{module}.py"] = _digest(folder)[f"{module}.py"]  # ours, not tampering
+            self._grader_files.update(file_digests(target, root=self.workspace))  # ours, not tampering
             self._probes[str(source)] = f"grader.{module}"
         return f"{self._probes[str(source)]}:{name}"
 
@@ -620,7 +593,7 @@ class Sandbox:
 
     # ------------------------------------------------------------ reporting
 
-    def report(self) -> str:
+    def log_text(self) -> str:
         """What the sandbox achieved and the student's output, for the instructor's log."""
         notes = self.notes or {}
         refused = f" (refused by the system: {', '.join(notes['limits_refused'])})" if notes.get("limits_refused") else ""
@@ -661,8 +634,6 @@ class InProcessSandbox:
     def call(self, probe, args: dict | None = None, *, timeout: float | None = None):
         import importlib
 
-        from grader.plugin import describe_failure
-
         if isinstance(probe, str):
             module, _, name = probe.partition(":")
             probe = importlib.import_module(module)
@@ -681,7 +652,7 @@ class InProcessSandbox:
     def recycle(self) -> None:
         pass
 
-    def report(self) -> str:
+    def log_text(self) -> str:
         return f"sandbox: none: student code ran in {self.notes['account']}"
 
     def close(self) -> None:

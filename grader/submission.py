@@ -49,7 +49,6 @@ only the first), each saying what is wrong and how to fix it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -65,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import version as handout_version
+from grader.files import sha256
+from load_data import atomic_output
 
 ASSIGNMENT = "Assignment2"
 ZIP_NAME = "{Name}_{StudentNumber}_" + ASSIGNMENT + ".zip"  # = course.toml's assignment.zip_name
@@ -105,10 +106,13 @@ class SubmissionError(ValueError):
     Attributes:
         problems: every problem found, each a sentence saying what is wrong and
             how to fix it.
+        file_name: (name, student number) of a zip whose file name was valid
+            (``read_submission`` sets it), else None: who submitted a refused zip.
     """
 
     def __init__(self, problems: str | Iterable[str]):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.file_name: tuple[str, str] | None = None
         if len(self.problems) == 1:
             text = self.problems[0]
         else:
@@ -250,10 +254,6 @@ def layout_problems(paths: Iterable[str]) -> list[str]:
     return problems
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def size_problems(sizes: Mapping[str, int]) -> list[str]:
     problems = [f"{path} is {size / 2**20:.1f} MB, more than the limit of {MAX_FILE_BYTES // 2**20} MB per file."
                 for path, size in sorted(sizes.items()) if size > MAX_FILE_BYTES]
@@ -348,22 +348,17 @@ def write_submission(files: Mapping[str, bytes | os.PathLike | str], name: str, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / file_name
-    fd, tmp = tempfile.mkstemp(prefix=".submission-", suffix=".zip.part", dir=out_dir)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
+    with atomic_output(target) as tmp:
+        with zipfile.ZipFile(tmp, "w") as archive:
             for path in sorted(contents):
                 archive.writestr(_zip_info(path, when), contents[path])
             archive.writestr(_zip_info(MANIFEST, when),
                              json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
-        size = os.path.getsize(tmp)
+        size = tmp.stat().st_size
         if size > MAX_TOTAL_BYTES:
             raise SubmissionError(f"the zip would be {size / 2**20:.1f} MB, more than the limit of "
                                   f"{MAX_TOTAL_BYTES // 2**20} MB.")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.chmod(0o644)
     return target
 
 
@@ -423,6 +418,17 @@ def read_submission(zip_path: str | os.PathLike, destination: str | os.PathLike,
         problems += error.problems
         name = number = None
     try:
+        return _read_zip(zip_path, destination, problems, (name, number) if name else None,
+                         expected_version=expected_version, check_version=check_version)
+    except SubmissionError as error:
+        error.file_name = (name, number) if name else None
+        raise
+
+
+def _read_zip(zip_path: Path, destination: Path, problems: list[str], file_name: tuple[str, str] | None, *,
+              expected_version: str | None, check_version: bool) -> Submission:
+    """``read_submission`` once the file name was parsed (``file_name``; its problems in ``problems``)."""
+    try:
         size = zip_path.stat().st_size
     except OSError as error:
         raise SubmissionError(f"cannot read {zip_path}: {error.strerror or error}.") from None
@@ -469,7 +475,7 @@ def read_submission(zip_path: str | os.PathLike, destination: str | os.PathLike,
                     raise SubmissionError(f"{info.filename} in the zip is damaged ({error}): make the zip "
                                           f"again with `python -m grader submit`.") from None
             submission = check_folder(staging, expected_version=expected_version, check_version=check_version,
-                                      file_name=(name, number) if name else None)
+                                      file_name=file_name)
             if destination.exists():
                 destination.rmdir()
             os.replace(staging, destination)

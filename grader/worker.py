@@ -17,8 +17,10 @@ Then it reports what it achieved (``hello``) and serves requests: each names a
 *probe*, a grader function (``module:function``) that calls the student's
 code, and its arguments; the answer is the probe's return value
 (``grader.wire``) or ``{"failure": {status, message}}`` saying what the
-student's code did (the same messages as ``grader.plugin``). Expected values
-never come here: the grader compares in its own process.
+student's code did (``grader.failures``, the same messages as in the grader's
+process). Expected values never come here: the grader compares in its own
+process. Nor does pytest: the worker loads the grader's probes, wire format
+and failure descriptions, and what the student's code imports.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ def _seed() -> None:
 
 
 def _describe(error: BaseException) -> dict:
-    from grader.plugin import describe_failure
+    from grader.failures import describe_failure  # imports neither pytest nor the sandbox
 
     if isinstance(error, SystemExit):
         return {"status": "error", "message": f"your code called sys.exit({error.code!r}) (or exit/quit): "

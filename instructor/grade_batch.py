@@ -22,8 +22,9 @@ Writes, in ``--out``:
 
 One bad zip never stops the batch: a damaged zip, a wrong file name, missing
 pieces, another handout version, a crash or a time-out of the grader each
-give a row with score 0 and the reason. A job that changed the grader's files
-is flagged (score 0), and the next job starts from a fresh copy anyway.
+give a row with score 0 and the reason. A job whose grader files changed is
+flagged by the grader (``grader.runner``; score 0, status flagged), and the
+next job starts from a fresh copy anyway.
 Other files in the folder are listed as not graded. A progress bar shows
 the work (on a terminal, with the submissions being graded); a summary table
 follows at the end.
@@ -51,8 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import submission as submission_format  # noqa: E402
-from grader.gradescope import grader_digest  # noqa: E402
-from grader.report import EXTRA_CREDIT  # noqa: E402
+from grader.results import EXTRA_CREDIT  # noqa: E402
 from instructor.gradescope_local import unpack_bundle  # noqa: E402
 from load_data import atomic_output  # noqa: E402
 
@@ -98,7 +98,7 @@ def row_from_results(path: Path, data: dict, seconds: float) -> Row:
     row = Row(path.name, str(extra.get("name") or name), str(extra.get("student_number") or number),
               seconds=seconds)
     row.score = float(data.get("score") or 0.0)
-    # extra-credit tests have max_score 0 (grader.report.to_gradescope): the sum is the assignment's total
+    # extra-credit tests have max_score 0 (grader.results.to_gradescope): the sum is the assignment's total
     row.max_score = float(sum(float(t.get("max_score") or 0.0) for t in tests if isinstance(t, dict)))
     row.problems = {str(k): float(v) for k, v in (extra.get("problems") or {}).items()}
     row.extra_credit = float(extra.get("extra_credit", row.problems.get(EXTRA_CREDIT, 0.0)) or 0.0)
@@ -118,7 +118,6 @@ def grade_one(path: Path, pristine: Path, out: Path, *, arguments: list[str], ti
         with tempfile.TemporaryDirectory(prefix="grade-job-") as tmp:
             source = Path(tmp) / "source"
             shutil.copytree(pristine, source, symlinks=False)
-            before = grader_digest(source)
             command = [sys.executable, "-B", "-m", "grader.gradescope", "--submission", str(path),
                        "--results", str(results_path), *arguments]
             with open(log_path, "wb") as log:
@@ -128,7 +127,6 @@ def grade_one(path: Path, pristine: Path, out: Path, *, arguments: list[str], ti
                 except subprocess.TimeoutExpired:
                     return Row(path.name, name, number, status="error", seconds=time.monotonic() - started,
                                reason=f"grading did not finish within {timeout:g} s (see logs/{log_path.name})")
-            changed = grader_digest(source) != before
         data = json.loads(results_path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError("results.json is not an object")
@@ -136,11 +134,7 @@ def grade_one(path: Path, pristine: Path, out: Path, *, arguments: list[str], ti
         return Row(path.name, name, number, status="error", seconds=time.monotonic() - started,
                    reason=f"the grader wrote no valid results ({type(error).__name__}: {error}); "
                           f"see logs/{log_path.name}")
-    row = row_from_results(path, data, time.monotonic() - started)
-    if changed:
-        row.score, row.extra_credit, row.status = 0.0, 0.0, "flagged"
-        row.reason = "the grader's files changed while this submission ran: review it by hand"
-    return row
+    return row_from_results(path, data, time.monotonic() - started)
 
 
 def write_gradebook(rows: list[Row], path: Path) -> list[str]:

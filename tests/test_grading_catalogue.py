@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from grader import runner
-from grader.report import PASSED, TODO, Results
+from grader.results import PASSED, TODO, Results
 from instructor.autograder import TESTS as HIDDEN
 from instructor.release import build
 

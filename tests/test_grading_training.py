@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from grader import runner, submission
-from grader.report import PASSED
+from grader.results import PASSED
 from instructor import benchmark_grading
 from instructor.autograder import TESTS as HIDDEN
 from instructor.release import build, bundle

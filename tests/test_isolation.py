@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 import probes_isolation as probes  # noqa: E402
 from grader import checks, runner, wire  # noqa: E402
 from grader import probes as grader_probes  # noqa: E402
-from grader.report import PASSED  # noqa: E402
-from grader.sandbox import InProcessSandbox, Limits, Sandbox, SandboxError, StudentFailure  # noqa: E402
+from grader.results import PASSED  # noqa: E402
+from grader.failures import SandboxError, StudentFailure  # noqa: E402
+from grader.sandbox import InProcessSandbox, Limits, Sandbox  # noqa: E402
 
 QUICK = replace(Limits(), call_seconds=20.0, total_seconds=120.0, startup_seconds=60.0, max_starts=4)
 # A few public tests: enough to see the score, quick enough for a test (one import of TensorFlow each run).
@@ -312,7 +313,7 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
                 os.chmod(target, 0o644)
                 with open(target, "w") as handle:
                     handle.write("def check_close(*args, **kwargs):\\n    pass\\n")
-                os.remove(os.path.join(os.path.dirname(target), "report.py"))
+                os.remove(os.path.join(os.path.dirname(target), "results.py"))
                 return "changed"
             except PermissionError:
                 return "denied"
@@ -323,7 +324,66 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
     if outcome == "denied":  # a user of its own: the files are root's
         assert changed == []
     else:  # the same user as the grader: it could, and it is caught
-        assert changed == ["grader/checks.py", "grader/report.py"]
+        assert changed == ["grader/checks.py", "grader/results.py"]
+
+
+def test_a_run_whose_grader_files_changed_is_flagged_and_scores_0(tmp_path):
+    """The runner flags the whole run (``Results.flagged``) when the worker changed its grader files."""
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "maml.py").write_text(textwrap.dedent("""
+        import os
+
+        def tamper():
+            target = os.path.join(os.path.dirname(__file__), "grader", "wire.py")
+            os.chmod(os.path.dirname(target), 0o755)
+            os.chmod(target, 0o644)
+            with open(target, "a") as handle:
+                handle.write("# changed")
+            return "changed"
+        """), encoding="utf-8")
+    tests = tmp_path / "test_tampering.py"
+    tests.write_text(textwrap.dedent(f"""
+        import sys
+
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        import probes_isolation
+        from grader.plugin import points
+
+
+        @points(2)
+        def test_tamper(student):
+            \"\"\"a check the code passes while changing the grader's files\"\"\"
+            assert student.call(probes_isolation.run, {{"function": "tamper"}}) == "changed"
+        """), encoding="utf-8")
+    results, output = runner.run_tests(tests, student_dir=student, timeout=300, env={"GRADER_USER": "never"})
+    assert results.flagged, output
+    assert [(t.points, t.status, t.message) for t in results.tests] == [
+        (0.0, "failed", "not graded: the submission changed the grader's files")]
+    assert results.problems == ["flagged for review: the submission's code changed the grader's files "
+                                "(grader/wire.py); every check scores 0 and the course staff will review the "
+                                "submission."]
+
+
+def test_the_student_process_loads_neither_pytest_nor_the_grader_plugin(tmp_path):
+    """The worker describes failures with grader.failures; pytest, the plugin and the sandbox stay in the grader."""
+    code = """
+        import sys
+
+        def fail():
+            raise ValueError("described in the worker")
+
+        def loaded():
+            import grader.probes  # what the public probes import
+
+            return sorted(name for name in sys.modules if name.split(".")[0] in ("pytest", "_pytest", "grader"))
+        """
+    with make_sandbox(tmp_path, code) as sandbox:
+        assert "ValueError: described in the worker" in failure(sandbox, "fail").message
+        loaded = sandbox.call(probes.run, {"function": "loaded"})
+    assert {"grader.failures", "grader.probes", "grader.worker"} <= set(loaded), loaded
+    assert not [name for name in loaded if name.split(".")[0] in ("pytest", "_pytest")
+                or name in ("grader.plugin", "grader.sandbox")], loaded
 
 
 def test_the_student_process_gets_inputs_never_expected_results(tmp_path):
@@ -448,14 +508,14 @@ def test_monkeypatched_tensorflow_numpy_and_grader_cannot_pass_wrong_code(refere
         import numpy as _np
         import tensorflow as _tf
         import grader.checks as _checks
-        import grader.plugin as _plugin
+        import grader.failures as _failures
 
         _np.allclose = _np.array_equal = lambda *args, **kwargs: True
         _tf.GradientTape.gradient = lambda self, target, sources, *args, **kwargs: (
             {name: _tf.zeros_like(value) for name, value in sources.items()} if isinstance(sources, dict)
             else [_tf.zeros_like(value) for value in sources])
         _checks.check_close = _checks.check_parameters = _checks.check_shape = lambda *args, **kwargs: None
-        _plugin.describe_failure = lambda error: ("passed", "")
+        _failures.describe_failure = lambda error: ("passed", "")
 
 
         def _missing(self, images, labels, train):

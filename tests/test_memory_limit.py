@@ -94,7 +94,7 @@ def test_code_allocating_without_bound_is_stopped_and_the_other_checks_still_run
         assert sandbox.call(probes.run, {"function": "ok"}) == "still grading"
         assert sandbox.starts == 2
         assert 300 * MiB < sandbox.peaks[0] < 1024 * MiB, sandbox.peaks
-        report = sandbox.report()
+        report = sandbox.log_text()
     assert "resident limit 300 MiB" in report and "worker 1: peak resident memory" in report, report
 
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import version as grader_version  # noqa: E402
-from grader.report import PASSED, TODO, Results  # noqa: E402
+from grader.results import PASSED, TODO, Results  # noqa: E402
 from instructor.release import archive, build, bundle, config, leaks, markers  # noqa: E402
 from instructor.release.markers import MarkerError, stub_source  # noqa: E402
 

@@ -1,7 +1,7 @@
 """What instructors and students see of the points: hidden tests' visibility, totals, extra credit, the log.
 
-Gradescope's results.json (``grader.report.to_gradescope``, ``grader.gradescope._results_json``),
-the grader's table (``grader.report.format_table``), the gradebook (``instructor.grade_batch``),
+Gradescope's results.json (``grader.results.to_gradescope``, ``grader.gradescope._results_json``),
+the grader's table (``grader.results.format_table``), the gradebook (``instructor.grade_batch``),
 and pytest's own summary line in the instructor's log (``grader.plugin``). Fast: no TensorFlow;
 the one real grader run uses tiny test files of its own.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from grader import gradescope, runner
-from grader.report import EXTRA_CREDIT, FAILED, PASSED, TODO, Results, TestResult, format_table, to_gradescope
+from grader.results import EXTRA_CREDIT, FAILED, PASSED, TODO, Results, TestResult, format_table, to_gradescope
 from instructor import grade_batch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from conftest import run_python  # noqa: E402
 from grader import student_report, submission  # noqa: E402
-from grader.report import Results  # noqa: E402
+from grader.results import Results  # noqa: E402
 from grader.submission import SubmissionError  # noqa: E402
 
 VERSION = "2025.1+0123456789ab"  # the stamp of the test's handout copy

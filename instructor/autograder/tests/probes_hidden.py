@@ -318,7 +318,7 @@ SCHEDULE_ITERATIONS = (0, 3, 9, 10, 25)  # with msl_iterations 10, da_iterations
 
 
 def _failure(error: BaseException) -> dict:
-    from grader.plugin import describe_failure
+    from grader.failures import describe_failure
 
     status, message = describe_failure(error)
     return {"failure": {"status": status, "message": message}}

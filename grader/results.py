@@ -4,6 +4,8 @@ One ``TestResult`` per graded test. The pytest plugin (``grader.plugin``)
 writes them as JSON in the child process; the parent (``grader.runner``) reads
 them back and prints ``format_table``. The JSON is the contract between the
 two processes, so the parent never has to trust anything else the child did.
+A run whose grader files changed is *flagged* (``Results.flag``): every test
+scores 0 and ``flagged`` says why.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import os
 import shutil
 import textwrap
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from load_data import atomic_output
 
 # Outcome of one test, as the table shows it.
 PASSED = "passed"
@@ -70,6 +73,9 @@ class Results:
     problems: list[str] = field(default_factory=list)  # e.g. a test file that could not be loaded
     version: str = ""
     notes: list[str] = field(default_factory=list)  # how the run went, e.g. what the sandbox achieved
+    flagged: list[str] = field(default_factory=list)  # why the run scores 0 for review (``flag``); empty: not flagged
+    changed_files: list[str] = field(default_factory=list)  # grader files the student's process changed in its
+    # folder (``grader.sandbox.Sandbox.tampered``), for ``grader.runner`` to flag
 
     @property
     def points(self) -> float:
@@ -105,22 +111,36 @@ class Results:
     def all_passed(self) -> bool:
         return not self.problems and all(t.status == PASSED for t in self.tests)
 
+    def flag(self, reason: str, problem: str, test_message: str | None = None) -> None:
+        """Flags the run for review: every test scores 0 (status failed), ``problem`` says why.
+
+        Args:
+            reason: what happened, for ``flagged`` (e.g. "the grader's files changed").
+            problem: the sentence added to ``problems`` (the table, Gradescope's output, the gradebook's reason).
+            test_message: replaces every test's message (None: the messages stay).
+        """
+        self.flagged.append(reason)
+        self.problems.append(problem)
+        for test in self.tests:
+            test.points, test.status = 0.0, FAILED
+            if test_message is not None:
+                test.message = test_message
+
     def to_json(self) -> str:
         return json.dumps({"version": self.version, "tests": [asdict(t) for t in self.tests],
-                           "problems": self.problems, "notes": self.notes}, indent=2, ensure_ascii=False)
+                           "problems": self.problems, "notes": self.notes, "flagged": self.flagged,
+                           "changed_files": self.changed_files}, indent=2, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> "Results":
         data = json.loads(text)
         return cls([TestResult(**t) for t in data["tests"]], list(data["problems"]), data["version"],
-                   list(data.get("notes", [])))
+                   list(data.get("notes", [])), list(data.get("flagged", [])), list(data.get("changed_files", [])))
 
     def write(self, path: str | os.PathLike) -> None:
         """Writes the JSON atomically (a reader never sees half a file)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.to_json(), encoding="utf-8")
 
 
 def _number(value: float) -> str:
