@@ -295,9 +295,9 @@ def summary(pairs: list[Pair], students: int, archived: int, skipped: list[str],
 def report_note(pairs: list[Pair], shown: int, threshold: float) -> str:
     """The report's first paragraph: how many pairs it shows of how many, and where the rest are."""
     flagged = sum(p.flagged for p in pairs)
-    cut = (f", the {shown} highest (the page shows at most {REPORT_PAIRS})" if shown < flagged else "")
+    shows = f"the {shown} highest of them (at most {REPORT_PAIRS})" if shown < flagged else "them all"
     return (f"<p><b>{len(pairs)} pairs compared, {flagged} flagged (score &ge; {threshold:g}). This page shows "
-            f"the flagged pairs{cut}; similarity.csv beside this folder ranks every pair with its score.</b> "
+            f"{shows}; similarity.csv beside this folder ranks every pair with its score.</b> "
             f"Scores count only code the handout did not give. A flag is a pointer for a person, never a "
             f"penalty.</p>")
 
