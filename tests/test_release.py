@@ -222,10 +222,15 @@ def test_handout_layout_readme_and_requirements(handout, released):
     assert names == sorted(f"{handout.folder}/{path}" for path in handout.files)
     expected_top = {"maml.py", "maml_transfer.py", "load_data.py", "report_template.md", "requirements.txt",
                     "README.md", "grader"} - ({"maml_transfer.py"} if not HAS_TRANSFER else set())
+    expected_top |= {"requirements-base.txt", "requirements-gpu.txt", build.NOTEBOOK}  # GPU install, Colab
     assert {p.split("/")[0] for p in handout.files} == expected_top
     assert {p.name for p in folder.iterdir()} == expected_top
     assert not any(p.startswith(("instructor/", "tests/")) or "__pycache__" in p for p in handout.files)
     assert handout.files["requirements.txt"] == (ROOT / "requirements.txt").read_bytes()
+    for plain in ("requirements-base.txt", "requirements-gpu.txt", build.NOTEBOOK):  # as they are
+        assert handout.files[plain] == (ROOT / plain).read_bytes()
+    edited = {**handout.files, build.NOTEBOOK: b"{}"}  # fixing the notebook keeps the version
+    assert build.version_digest(edited) == build.version_digest(handout.files)
     assert handout.files["load_data.py"] == (ROOT / "load_data.py").read_bytes()  # nothing to stub there
     readme = handout.files["README.md"].decode()
     settings = config.load_config(ROOT / build.CONFIG)
