@@ -29,10 +29,9 @@ def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
 
 
-def cell(text: object, columns: int, align: str = "<") -> str:
-    """``text`` cut to ``columns`` terminal columns and padded to exactly that many (``align`` ``<`` or ``>``)."""
+def cell(text: object, columns: int) -> str:
+    """``text`` cut to ``columns`` terminal columns and padded on the right to exactly that many."""
     text = str(text)
     while width(text) > columns:
         text = text[:-1]
-    pad = " " * (columns - width(text))
-    return pad + text if align == ">" else text + pad
+    return text + " " * (columns - width(text))

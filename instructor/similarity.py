@@ -8,8 +8,12 @@ MOSS's method): identifiers become one symbol and comments are dropped, so
 renamed variables do not hide a copy, and fingerprints do not depend on where
 the code stands, so reordered functions do not either. The code every student
 received, the handout's ``maml.py`` and ``maml_transfer.py`` stubs with their
-scaffold and docstrings (built by ``instructor.release.build.build_handout``),
-is given to it as boilerplate: fingerprints found in it never count.
+scaffold and docstrings, is given to it as boilerplate: fingerprints found in it
+never count. It is read from the released handout (``--handout``, default
+``dist/handout.zip`` as ``python -m instructor.release`` wrote it; without one,
+built from this repository now), and a warning names any submission version
+that differs from it: a scaffold changed since the release would count as
+shared code and inflate every score.
 
 Each submission's ``maml.py`` and ``maml_transfer.py`` are read from its zip
 with ``grader.submission.read_submission`` into a temporary folder (the zips
