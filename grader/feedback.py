@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from grader import checks
+from grader import compare
 
 SKETCH_SIZE = 8
 SKETCH_SEED = 20251
@@ -175,9 +175,10 @@ def expected_value(fixture: dict, quantity: str):
     return fixture[quantity]
 
 
-def check(fixture: dict, quantity: str, actual, what: str, *, start: dict | None = None,
-          rtol: float = checks.RTOL, hint: str = "") -> None:
-    """``checks.check_parameters``/``check_close`` of ``actual`` against the fixture, with a diagnosis.
+def assert_expected(fixture: dict, quantity: str, actual, what: str, *, start: dict | None = None,
+                    rtol: float = compare.RTOL, hint: str = "") -> None:
+    """``compare.assert_parameters_close``/``assert_close`` of ``actual`` against the fixture's expected value,
+    with a diagnosis.
 
     Raises:
         AssertionError: the check's message, then ``hint``, then what ``diagnose`` finds.
@@ -185,13 +186,13 @@ def check(fixture: dict, quantity: str, actual, what: str, *, start: dict | None
     expected = expected_value(fixture, quantity)
     try:
         if isinstance(expected, dict):
-            checks.check_parameters(actual, expected, start, what, rtol=rtol)
+            compare.assert_parameters_close(actual, expected, start, what, rtol=rtol)
         else:
-            checks.check_close(actual, expected, what, rtol=rtol)
+            compare.assert_close(actual, expected, what, rtol=rtol)
     except AssertionError as error:
         try:
-            mine = ({name: checks.as_numpy(value, name) for name, value in actual.items()}
-                    if isinstance(actual, dict) else checks.as_numpy(actual, what))
+            mine = ({name: compare.as_numpy(value, name) for name, value in actual.items()}
+                    if isinstance(actual, dict) else compare.as_numpy(actual, what))
         except AssertionError:
             mine = None
         ratio_text = ratio_sentence(mine, expected) if mine is not None and start is None else ""

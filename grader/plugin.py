@@ -42,14 +42,14 @@ class Parts:
 
         parts = Parts()
         with parts.part(3, "adapted parameters"):
-            checks.check_parameters(...)
+            compare.assert_parameters_close(...)
         with parts.part(1, "support accuracies"):
             ...
         parts.finish()  # PartialCredit naming the failed parts, unless all passed
 
     A part fails on an AssertionError or a StudentFailure (its message is kept);
     a StudentFailure with status "todo" (code not written yet) ends the test.
-    A diagnosis (``grader.feedback.check`` sets ``error.diagnosis``) that an
+    A diagnosis (``grader.feedback.assert_expected`` sets ``error.diagnosis``) that an
     earlier part already gave is not repeated. ``note`` adds a sentence shown
     even when everything passed.
     """
@@ -228,9 +228,8 @@ class Recorder:
 
     def pytest_collectreport(self, report):
         if report.failed:
-            self.results.problems.append(
-                f"could not load {report.nodeid or 'the tests'}: "
-                + failures.shorten(str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown error"))
+            last = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown error"
+            self.results.problems.append(f"could not load {report.nodeid or 'the tests'}: {failures.shorten(last)}")
 
     def pytest_sessionfinish(self, session):
         self.close_sandbox()  # nothing of the student's runs any more when the results are written

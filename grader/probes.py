@@ -21,7 +21,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from grader import checks
+from grader import compare
 from grader.failures import StudentCodeError
 from grader.files import ROOT
 
@@ -54,11 +54,11 @@ def _tasks(inputs: dict, dtype="float64"):
     import tensorflow as tf
 
     return [tuple(tf.constant(part) for part in task)
-            for task in checks.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
+            for task in compare.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
 
 
 def _maml(inputs: dict, first_order: bool):
-    return checks.maml_from_fixture(student_module("maml"), inputs, first_order=first_order)
+    return compare.maml_from_fixture(student_module("maml"), inputs, first_order=first_order)
 
 
 def inner_loop(inputs: dict) -> dict:
@@ -92,7 +92,7 @@ def train_step(inputs: dict) -> dict:
     before = {name: variable.numpy().copy() for name, variable in model.meta_parameters.items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.train_step(checks.tasks_from_fixture(inputs))
+        model.train_step(compare.tasks_from_fixture(inputs))
     return {"warnings": [str(w.message) for w in caught if "tf.function" in str(w.message)],
             "before": before, "after": dict(model.meta_parameters)}
 
@@ -105,7 +105,7 @@ def transfer_learn(inputs: dict, as_variables: bool = False) -> dict:
     module = student_module("maml_transfer")
     make = tf.Variable if as_variables else tf.constant
     frozen = {name: make(inputs[f"frozen/{name}"].astype(np.float32))
-              for name in checks.parameter_names(inputs, "frozen/")}
+              for name in compare.parameter_names(inputs, "frozen/")}
     task = list(_tasks(inputs, "float32")[0])
     result = module.transfer_learn(frozen, task, int(inputs["num_way"]), num_steps=int(inputs["num_steps"]),
                                    learning_rate=float(inputs["learning_rate"]))

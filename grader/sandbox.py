@@ -3,7 +3,7 @@
 The graded tests run in a process that never imports student code. When a
 test needs the student's numbers it calls a *probe* in the sandbox::
 
-    result = student.call(probes.inner_loop, checks.inputs(fixture))
+    result = student.call(probes.inner_loop, compare.inputs(fixture))
 
 A probe is a function in a grader module (``grader/probes.py``, or a module
 beside the hidden tests) that receives the inputs (plain values and numpy

@@ -5,7 +5,7 @@
 
 Two kinds of fixture, built the same way:
 
-* public, ``grader/fixtures/*.npz`` (in the handout; ``grader/checks.py``
+* public, ``grader/fixtures/*.npz`` (in the handout; ``grader/compare.py``
   documents the keys): ``maml.npz`` and ``transfer.npz``;
 * hidden, ``instructor/autograder/fixtures/*.npz`` (only in the autograder
   bundle): ``maml_hidden.npz`` and ``transfer_hidden.npz``, other tasks and
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader import checks, feedback  # noqa: E402
+from grader import compare, feedback  # noqa: E402
 from instructor import mistakes  # noqa: E402
 from instructor.release.archive import npz_bytes, write_atomic  # noqa: E402
 
@@ -141,7 +141,7 @@ def transfer_inputs(source: dict[str, np.ndarray], num_steps: int, learning_rate
 def _tensors(fixture: dict) -> list[tuple]:
     import tensorflow as tf
 
-    return [tuple(tf.constant(part) for part in task) for task in checks.tasks_from_fixture(fixture)]
+    return [tuple(tf.constant(part) for part in task) for task in compare.tasks_from_fixture(fixture)]
 
 
 def maml_results(module, fixture: dict, extended: bool) -> dict[str, Callable[[], dict]]:
@@ -162,13 +162,13 @@ def maml_results(module, fixture: dict, extended: bool) -> dict[str, Callable[[]
     tasks = _tensors(fixture)
 
     def inner():
-        model = checks.maml_from_fixture(module, fixture, first_order=True)
+        model = compare.maml_from_fixture(module, fixture, first_order=True)
         phi, accuracies = model.inner_loop(tasks[0][0], tasks[0][1], train=True)
         return {**{f"inner/phi/{name}": value.numpy() for name, value in phi.items()},
                 "inner/accuracies": np.asarray(accuracies, np.float64)}
 
     def gradients(first_order: bool, train: bool, prefix: str, lr_prefix: str | None):
-        model = checks.maml_from_fixture(module, fixture, first_order=first_order)
+        model = compare.maml_from_fixture(module, fixture, first_order=first_order)
         variables = {f"{prefix}/{name}": v for name, v in model.meta_parameters.items()}
         if lr_prefix:
             variables.update({f"{lr_prefix}/{name}": v for name, v in model.inner_lrs.items()})
@@ -197,7 +197,7 @@ def transfer_results(module, fixture: dict) -> dict[str, Callable[[], dict]]:
     import tensorflow as tf
 
     def head():
-        names = checks.parameter_names(fixture, "frozen/")
+        names = compare.parameter_names(fixture, "frozen/")
         frozen = {name: tf.constant(fixture[f"frozen/{name}"]) for name in names}
         accuracy_query, adapted = module.transfer_learn(frozen, list(_tensors(fixture)[0]), int(fixture["num_way"]),
                                                         num_steps=int(fixture["num_steps"]),
@@ -220,7 +220,7 @@ def quantities(results: dict) -> dict[str, dict]:
 def _start(quantity: str, fixture: dict) -> dict | None:
     """What a quantity's difference is measured against, as the checks do: phi's change from theta."""
     if quantity == "inner/phi":
-        return {f"inner/phi/{name}": fixture[f"theta/{name}"] for name in checks.parameter_names(fixture)}
+        return {f"inner/phi/{name}": fixture[f"theta/{name}"] for name in compare.parameter_names(fixture)}
     return None
 
 
@@ -254,8 +254,8 @@ def mistake_results(fixture: dict, file: str, groups_of: Callable) -> tuple[dict
                     expected = {key: fixture[key] for key in values}
                     start = _start(quantity, fixture)
                     scale = feedback.flatten(expected) - (feedback.flatten(start) if start else 0.0)
-                    row[quantity] = checks.relative_error(feedback.flatten(values), feedback.flatten(expected),
-                                                          scale)
+                    row[quantity] = compare.relative_error(feedback.flatten(values), feedback.flatten(expected),
+                                                           scale)
                     if row[quantity] > DISTINCT:
                         stored[f"mistake/{mistake.key}/{quantity}"] = feedback.sketch(values)
     return stored, table
@@ -298,7 +298,7 @@ def mamlpp_fixture(source: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import maml
     from instructor.autograder.tests import probes_hidden
 
-    fixture = {key: value for key, value in checks.inputs(source).items() if key in source}
+    fixture = {key: value for key, value in compare.inputs(source).items() if key in source}
     fixture.update({"mamlpp/msl_iterations": np.array(10), "mamlpp/da_iterations": np.array(4),
                     "mamlpp/cosine_iterations": np.array(20), "mamlpp/min_outer_lr": np.array(1e-4),
                     "mamlpp/iteration": np.array(3)})
@@ -336,7 +336,7 @@ def reference_fixture() -> dict[str, np.ndarray]:
 
 
 def fixture_path(name: str) -> Path:
-    return (HIDDEN_FIXTURES if name.endswith("_hidden") else checks.FIXTURES) / f"{name}.npz"
+    return (HIDDEN_FIXTURES if name.endswith("_hidden") else compare.FIXTURES) / f"{name}.npz"
 
 
 def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
@@ -387,7 +387,7 @@ def differences(name: str, fresh: dict[str, np.ndarray]) -> list[str]:
         elif a.dtype.kind in "USO":
             if not np.array_equal(a, b):
                 problems.append(f"{name}/{key}: stored {a}, fresh {b}")
-        elif checks.relative_error(a.astype(np.float64), b.astype(np.float64), b) > COMPARE_RTOL:
+        elif compare.relative_error(a.astype(np.float64), b.astype(np.float64), b) > COMPARE_RTOL:
             problems.append(f"{name}/{key}: max difference {np.max(np.abs(a - b)):.3g}")
     return problems
 

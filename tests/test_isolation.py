@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import probes_isolation as probes  # noqa: E402
-from grader import checks, runner, wire  # noqa: E402
+from grader import compare, runner, wire  # noqa: E402
 from grader import probes as grader_probes  # noqa: E402
 from grader.results import PASSED  # noqa: E402
 from grader.failures import SandboxError, StudentFailure  # noqa: E402
@@ -307,12 +307,12 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
         import os
 
         def tamper():
-            target = os.path.join(os.path.dirname(__file__), "grader", "checks.py")
+            target = os.path.join(os.path.dirname(__file__), "grader", "compare.py")
             try:
                 os.chmod(os.path.dirname(target), 0o755)
                 os.chmod(target, 0o644)
                 with open(target, "w") as handle:
-                    handle.write("def check_close(*args, **kwargs):\\n    pass\\n")
+                    handle.write("def assert_close(*args, **kwargs):\\n    pass\\n")
                 os.remove(os.path.join(os.path.dirname(target), "results.py"))
                 return "changed"
             except PermissionError:
@@ -324,7 +324,7 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
     if outcome == "denied":  # a user of its own: the files are root's
         assert changed == []
     else:  # the same user as the grader: it could, and it is caught
-        assert changed == ["grader/checks.py", "grader/results.py"]
+        assert changed == ["grader/compare.py", "grader/results.py"]
 
 
 def test_a_run_whose_grader_files_changed_is_flagged_and_scores_0(tmp_path):
@@ -387,10 +387,10 @@ def test_the_student_process_loads_neither_pytest_nor_the_grader_plugin(tmp_path
 
 
 def test_the_student_process_gets_inputs_never_expected_results(tmp_path):
-    """What a test sends is checks.inputs(fixture); the worker's folder holds no fixture or test."""
+    """What a test sends is compare.inputs(fixture); the worker's folder holds no fixture or test."""
     for name in ("maml", "transfer"):
-        fixture = checks.load_fixture(name)
-        sent = checks.inputs(fixture)
+        fixture = compare.load_fixture(name)
+        sent = compare.inputs(fixture)
         assert sent and set(sent) < set(fixture)
         assert not any(key.startswith(("inner/", "outer/", "grad_", "head/", "mistake/")) or key == "accuracy_query"
                        for key in sent)
@@ -414,7 +414,7 @@ def same(a, b) -> bool:
 
 def test_the_in_process_stand_in_gives_the_sandbox_answers(tmp_path):
     """Where no process sandbox exists (Windows) a student's local run calls probes in-process: same results."""
-    args = {"inputs": checks.inputs(checks.load_fixture("maml"))}
+    args = {"inputs": compare.inputs(compare.load_fixture("maml"))}
     with Sandbox(ROOT, limits=QUICK) as sandbox:
         isolated = sandbox.call(grader_probes.inner_loop, args)
     local = InProcessSandbox(ROOT)
@@ -507,14 +507,14 @@ def test_monkeypatched_tensorflow_numpy_and_grader_cannot_pass_wrong_code(refere
 
         import numpy as _np
         import tensorflow as _tf
-        import grader.checks as _checks
+        import grader.compare as _compare
         import grader.failures as _failures
 
         _np.allclose = _np.array_equal = lambda *args, **kwargs: True
         _tf.GradientTape.gradient = lambda self, target, sources, *args, **kwargs: (
             {name: _tf.zeros_like(value) for name, value in sources.items()} if isinstance(sources, dict)
             else [_tf.zeros_like(value) for value in sources])
-        _checks.check_close = _checks.check_parameters = _checks.check_shape = lambda *args, **kwargs: None
+        _compare.assert_close = _compare.assert_parameters_close = _compare.assert_shape = lambda *args, **kwargs: None
         _failures.describe_failure = lambda error: ("passed", "")
 
 

@@ -4,7 +4,7 @@ The student's code runs in a separate process: tests call probes
 (``grader/probes.py``) through the ``student`` fixture of ``grader.plugin`` and
 compare what comes back with the reference numbers here. The reference
 numbers are loaded when the tests are collected, before any student code
-runs, and never leave this process; the probes get ``checks.inputs(...)``.
+runs, and never leave this process; the probes get ``compare.inputs(...)``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import os
 
 import pytest
 
-from grader import checks
+from grader import compare
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-FIXTURES = {name: checks.load_fixture(name) for name in ("maml", "transfer")}
+FIXTURES = {name: compare.load_fixture(name) for name in ("maml", "transfer")}
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Public tests of part 1: MAML.inner_loop and MAML.outer_loop (maml.py).
 
 Each test has your code build a small float64 MAML whose meta-parameters are
-the fixture's (``checks.maml_from_fixture``, run in a separate process by
+the fixture's (``compare.maml_from_fixture``, run in a separate process by
 ``grader/probes.py``) and compares what it computes on real Omniglot tasks
 with what the reference solution computed.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader import checks, feedback, probes
+from grader import compare, feedback, probes
 from grader.plugin import points
 
 PROBLEM = "FO-MAML implementation"  # the part of the assignment these points count for (README, Grading)
 
 
 def _theta(fixture):
-    return {name: fixture[f"theta/{name}"] for name in checks.parameter_names(fixture)}
+    return {name: fixture[f"theta/{name}"] for name in compare.parameter_names(fixture)}
 
 
 def _kind(value) -> str:
@@ -25,7 +25,7 @@ def _kind(value) -> str:
 
 
 def _inner_loop(student, fixture):
-    out = student.call(probes.inner_loop, {"inputs": checks.inputs(fixture)})
+    out = student.call(probes.inner_loop, {"inputs": compare.inputs(fixture)})
     result = out["result"]
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise AssertionError(f"inner_loop should return (parameters, accuracies), got {_kind(result)}")
@@ -33,7 +33,7 @@ def _inner_loop(student, fixture):
 
 
 def _meta_gradient(student, fixture, first_order: bool):
-    out = student.call(probes.meta_gradient, {"inputs": checks.inputs(fixture), "first_order": first_order})
+    out = student.call(probes.meta_gradient, {"inputs": compare.inputs(fixture), "first_order": first_order})
     if out["gradients"] is None:
         raise AssertionError(f"outer_loop should return (outer_loss, accuracies_support, accuracy_query), "
                              f"got {_kind(out['result'])}")
@@ -56,11 +56,11 @@ def test_inner_loop_outputs(student, maml_fixture):
     if sorted(parameters) != sorted(theta):
         raise AssertionError(f"the adapted parameters have keys {sorted(parameters)}, expected {sorted(theta)}")
     for name, value in theta.items():
-        checks.check_shape(parameters[name], value.shape, f"adapted parameter {name!r}")
+        compare.assert_shape(parameters[name], value.shape, f"adapted parameter {name!r}")
     steps = int(maml_fixture["num_inner_steps"])
-    checks.check_shape(accuracies, (steps + 1,), f"the accuracies (num_inner_steps={steps})")
+    compare.assert_shape(accuracies, (steps + 1,), f"the accuracies (num_inner_steps={steps})")
     for name, value in meta_parameters.items():
-        if not np.array_equal(checks.as_numpy(value, name), theta[name]):
+        if not np.array_equal(compare.as_numpy(value, name), theta[name]):
             raise AssertionError(f"inner_loop changed self.meta_parameters[{name!r}]: build new tensors "
                                  f"for the adapted parameters instead (no assign).")
 
@@ -70,7 +70,7 @@ def test_inner_loop_adapted_parameters(student, maml_fixture):
     """inner_loop: adapted parameters match the reference"""
     _, (parameters, _) = _inner_loop(student, maml_fixture)
     theta = _theta(maml_fixture)
-    feedback.check(maml_fixture, "inner/phi", parameters, "adapted parameter", start=theta)
+    feedback.assert_expected(maml_fixture, "inner/phi", parameters, "adapted parameter", start=theta)
 
 
 @points(1)
@@ -78,8 +78,8 @@ def test_inner_loop_support_accuracies(student, maml_fixture):
     """inner_loop: support accuracies match the reference"""
     _, (_, accuracies) = _inner_loop(student, maml_fixture)
     expected = maml_fixture["inner/accuracies"]
-    got = checks.check_shape(accuracies, expected.shape, "the support accuracies")
-    if np.max(np.abs(got - expected)) > checks.ATOL_ACCURACY:
+    got = compare.assert_shape(accuracies, expected.shape, "the support accuracies")
+    if np.max(np.abs(got - expected)) > compare.ATOL_ACCURACY:
         raise AssertionError(f"the support accuracies are {np.round(got, 4).tolist()}, expected "
                              f"{np.round(expected, 4).tolist()} (entry 0: before the first step, "
                              f"last entry: after the last step). "
@@ -89,42 +89,42 @@ def test_inner_loop_support_accuracies(student, maml_fixture):
 @points(3)
 def test_outer_loop_loss_and_accuracies(student, maml_fixture):
     """outer_loop: outer loss and accuracies match the reference"""
-    result = student.call(probes.outer_loop, {"inputs": checks.inputs(maml_fixture)})
+    result = student.call(probes.outer_loop, {"inputs": compare.inputs(maml_fixture)})
     if not isinstance(result, (tuple, list)) or len(result) != 3:
         raise AssertionError("outer_loop should return (outer_loss, accuracies_support, accuracy_query)")
     loss, accuracies_support, accuracy_query = result
-    feedback.check(maml_fixture, "outer/loss", loss, "the outer loss",
-                   hint="It is the mean over tasks of the query loss after adaptation.")
-    feedback.check(maml_fixture, "outer/accuracies_support", accuracies_support,
-                   "accuracies_support (mean over tasks)", rtol=checks.ATOL_ACCURACY)
-    feedback.check(maml_fixture, "outer/accuracy_query", accuracy_query,
-                   "accuracy_query (mean over tasks)", rtol=checks.ATOL_ACCURACY)
+    feedback.assert_expected(maml_fixture, "outer/loss", loss, "the outer loss",
+                             hint="It is the mean over tasks of the query loss after adaptation.")
+    feedback.assert_expected(maml_fixture, "outer/accuracies_support", accuracies_support,
+                             "accuracies_support (mean over tasks)", rtol=compare.ATOL_ACCURACY)
+    feedback.assert_expected(maml_fixture, "outer/accuracy_query", accuracy_query,
+                             "accuracy_query (mean over tasks)", rtol=compare.ATOL_ACCURACY)
 
 
 @points(3)
 def test_outer_loop_first_order_meta_gradient(student, maml_fixture):
     """outer_loop: first-order meta-gradient matches the reference"""
     gradients = _meta_gradient(student, maml_fixture, first_order=True)
-    feedback.check(maml_fixture, "grad_fo", gradients, "the first-order meta-gradient",
-                   hint="With first_order=True the inner gradients are constants "
-                        "(tf.stop_gradient) and the loss is averaged over tasks.")
+    feedback.assert_expected(maml_fixture, "grad_fo", gradients, "the first-order meta-gradient",
+                             hint="With first_order=True the inner gradients are constants "
+                                  "(tf.stop_gradient) and the loss is averaged over tasks.")
 
 
 @points(2)
 def test_outer_loop_second_order_meta_gradient(student, maml_fixture):
     """outer_loop: second-order meta-gradient matches the reference"""
     gradients = _meta_gradient(student, maml_fixture, first_order=False)
-    feedback.check(maml_fixture, "grad_so", gradients, "the second-order meta-gradient",
-                   hint="With first_order=False and train=True the inner gradients must "
-                        "not be stopped, so the outer tape differentiates through them.")
+    feedback.assert_expected(maml_fixture, "grad_so", gradients, "the second-order meta-gradient",
+                             hint="With first_order=False and train=True the inner gradients must "
+                                  "not be stopped, so the outer tape differentiates through them.")
 
 
 @points(1)
 def test_training_step_runs_as_a_graph(student, maml_fixture):
     """train_step: runs as a compiled graph (no eager fallback)"""
-    out = student.call(probes.train_step, {"inputs": checks.inputs(maml_fixture)})
+    out = student.call(probes.train_step, {"inputs": compare.inputs(maml_fixture)})
     if out["warnings"]:
         raise AssertionError(str(out["warnings"][0]))
     before, after = out["before"], out["after"]
-    if all(np.array_equal(before[name], checks.as_numpy(after[name], name)) for name in before):
+    if all(np.array_equal(before[name], compare.as_numpy(after[name], name)) for name in before):
         raise AssertionError("train_step did not change the meta-parameters")

@@ -3,7 +3,7 @@
 As in the public tests, the reference numbers are loaded when the tests are
 collected, before any student code runs, and never leave this process; the
 student's code runs in the sandbox (``student`` fixture of ``grader.plugin``)
-and gets only the inputs (``grader.checks.inputs``).
+and gets only the inputs (``grader.compare.inputs``).
 
 One TensorFlow at a time. This process never imports TensorFlow; the
 reference's trusted measurements run in the reference worker (``reference_worker``),

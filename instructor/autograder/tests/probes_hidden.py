@@ -15,7 +15,7 @@ import functools
 import time
 import warnings
 
-from grader import checks
+from grader import compare
 from grader.probes import student_module
 
 _RUNS: dict[str, dict] = {}  # training runs in this process, by kind
@@ -26,11 +26,11 @@ def _tasks(inputs: dict, dtype: str = "float64") -> list[tuple]:
     import tensorflow as tf
 
     return [tuple(tf.constant(part) for part in task)
-            for task in checks.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
+            for task in compare.tasks_from_fixture(inputs, dtype=np.dtype(dtype))]
 
 
 def _maml(inputs: dict, first_order: bool, **options):
-    return checks.maml_from_fixture(student_module("maml"), inputs, first_order=first_order, **options)
+    return compare.maml_from_fixture(student_module("maml"), inputs, first_order=first_order, **options)
 
 
 def _is_result(value, length: int) -> bool:
@@ -106,7 +106,7 @@ def training_step_seconds(module, inputs: dict, repeats: int) -> dict:
 
     key = f"timing:{module.__name__}"
     if key not in _RUNS:
-        model = checks.maml_from_fixture(module, inputs, first_order=True)
+        model = compare.maml_from_fixture(module, inputs, first_order=True)
         tasks = _tasks(inputs)
 
         def step(batch):
@@ -153,7 +153,7 @@ def transfer_behaviour(inputs: dict) -> dict:
     import tensorflow as tf
 
     module = student_module("maml_transfer")
-    names = checks.parameter_names(inputs, "frozen/")
+    names = compare.parameter_names(inputs, "frozen/")
     num_way, steps, lr = int(inputs["num_way"]), int(inputs["num_steps"]), float(inputs["learning_rate"])
     task = list(_tasks(inputs, "float32")[0])
 
@@ -334,7 +334,7 @@ def mamlpp_model(module, inputs: dict, **techniques):
     """
     import tensorflow as tf
 
-    theta = {name: inputs[f"theta/{name}"] for name in checks.parameter_names(inputs)}
+    theta = {name: inputs[f"theta/{name}"] for name in compare.parameter_names(inputs)}
     original = module.init_parameters
     module.init_parameters = lambda *args, dtype=tf.float64, **kwargs: {
         name: tf.constant(value, dtype) for name, value in theta.items()}

@@ -148,7 +148,7 @@ def head_accuracies(frozen: dict, tasks: dict, heads: list) -> dict:
     """
     import tensorflow as tf
 
-    from grader import checks
+    from grader import compare
 
     maml, transfer = modules()
     constants = {name: tf.constant(np.asarray(value, np.float32)) for name, value in frozen.items()}
@@ -158,8 +158,8 @@ def head_accuracies(frozen: dict, tasks: dict, heads: list) -> dict:
             return {"error": f"the head of task {i} should be a dict with keys 'b4' and 'w4'"}
         num_way = int(task.labels_support.max()) + 1
         try:
-            arrays = {"w4": checks.check_shape(head["w4"], (constants["b3"].shape[0], num_way), f"task {i}'s w4"),
-                      "b4": checks.check_shape(head["b4"], (num_way,), f"task {i}'s b4")}
+            arrays = {"w4": compare.assert_shape(head["w4"], (constants["b3"].shape[0], num_way), f"task {i}'s w4"),
+                      "b4": compare.assert_shape(head["b4"], (num_way,), f"task {i}'s b4")}
         except AssertionError as error:
             return {"error": str(error)}
         features = transfer.extract_features(tf.constant(task.images_query), constants)

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from grader import budget, checks
+from grader import budget, compare
 from grader.plugin import Parts, points
 
 from . import probes_hidden, reference
@@ -49,7 +49,7 @@ def verdict(ratio: float, eager: bool, student_seconds: float, reference_seconds
 
 @student_work("timing")
 def _timing(student) -> dict:
-    inputs = checks.inputs(FIXTURES["maml_hidden"])
+    inputs = compare.inputs(FIXTURES["maml_hidden"])
     seconds, eager = [], False
     allowance, started = budget.share("timing"), time.monotonic()
     for _ in range(ROUNDS):
@@ -66,7 +66,7 @@ def _timing(student) -> dict:
 def test_outer_loop_efficiency(student_runs, reference_worker, maml_hidden):
     """efficiency: training step time with your outer_loop vs the reference (reported)"""
     mine = student_runs["timing"].get()
-    inputs = checks.inputs(maml_hidden)
+    inputs = compare.inputs(maml_hidden)
     theirs = []
     for _ in range(ROUNDS):
         theirs += reference_worker.call(reference.training_step_seconds, {"inputs": inputs, "repeats": REPEATS})["seconds"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader import checks, feedback, probes
+from grader import compare, feedback, probes
 from grader.plugin import Parts, points
 
 from . import probes_hidden
@@ -21,7 +21,7 @@ INDEPENDENCE_RTOL = 1e-9  # the same float64 numbers computed in another order: 
 
 
 def _theta(fixture):
-    return {name: fixture[f"theta/{name}"] for name in checks.parameter_names(fixture)}
+    return {name: fixture[f"theta/{name}"] for name in compare.parameter_names(fixture)}
 
 
 def _kind(value) -> str:
@@ -29,7 +29,7 @@ def _kind(value) -> str:
 
 
 def _outer_loop(student, fixture, first_order: bool, train: bool = True, of: str = "meta_parameters") -> dict:
-    out = student.call(probes_hidden.gradients, {"inputs": checks.inputs(fixture), "first_order": first_order,
+    out = student.call(probes_hidden.gradients, {"inputs": compare.inputs(fixture), "first_order": first_order,
                                                  "train": train, "of": of})
     if out["gradients"] is None:
         raise AssertionError(f"outer_loop should return (outer_loss, accuracies_support, accuracy_query), "
@@ -46,13 +46,13 @@ def _check_gradients(fixture, quantity: str, gradients: dict, what: str, of: str
     if missing:
         raise AssertionError(f"the outer loss does not depend on the meta-parameters {missing}: compute the "
                              f"adapted parameters from self.meta_parameters with TensorFlow ops.")
-    feedback.check(fixture, quantity, gradients, what)
+    feedback.assert_expected(fixture, quantity, gradients, what)
 
 
 @points(1)
 def test_inner_loop_on_new_tasks(student, maml_hidden):
     """inner_loop on new tasks (5-way 1-shot, 3 steps): adapted parameters and support accuracies"""
-    out = student.call(probes.inner_loop, {"inputs": checks.inputs(maml_hidden)})
+    out = student.call(probes.inner_loop, {"inputs": compare.inputs(maml_hidden)})
     result = out["result"]
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise AssertionError(f"inner_loop should return (parameters, accuracies), got {_kind(result)}")
@@ -60,12 +60,12 @@ def test_inner_loop_on_new_tasks(student, maml_hidden):
     steps = int(maml_hidden["num_inner_steps"])
     parts = Parts()
     with parts.part(3, "adapted parameters"):
-        feedback.check(maml_hidden, "inner/phi", parameters, "adapted parameter", start=_theta(maml_hidden))
+        feedback.assert_expected(maml_hidden, "inner/phi", parameters, "adapted parameter", start=_theta(maml_hidden))
     with parts.part(1, "support accuracies"):
-        feedback.check(maml_hidden, "inner/accuracies", accuracies, f"the support accuracies ({steps} steps)",
-                       rtol=checks.ATOL_ACCURACY,
-                       hint=f"Expected {np.round(maml_hidden['inner/accuracies'], 4).tolist()}: one before "
-                            f"each step, one after the last.")
+        feedback.assert_expected(maml_hidden, "inner/accuracies", accuracies, f"the support accuracies ({steps} steps)",
+                                 rtol=compare.ATOL_ACCURACY,
+                                 hint=f"Expected {np.round(maml_hidden['inner/accuracies'], 4).tolist()}: one "
+                                      f"before each step, one after the last.")
     parts.finish()
 
 
@@ -76,13 +76,13 @@ def test_outer_loop_on_a_batch_of_new_tasks(student, maml_hidden):
     loss, accuracies_support, accuracy_query = first["result"]
     parts = Parts()
     with parts.part(1, "outer loss"):
-        feedback.check(maml_hidden, "outer/loss", loss, "the outer loss",
-                       hint="It is the mean over tasks of the query loss after adaptation.")
+        feedback.assert_expected(maml_hidden, "outer/loss", loss, "the outer loss",
+                                 hint="It is the mean over tasks of the query loss after adaptation.")
     with parts.part(1, "accuracies"):
-        feedback.check(maml_hidden, "outer/accuracies_support", accuracies_support,
-                       "accuracies_support (mean over tasks)", rtol=checks.ATOL_ACCURACY)
-        feedback.check(maml_hidden, "outer/accuracy_query", accuracy_query, "accuracy_query (mean over tasks)",
-                       rtol=checks.ATOL_ACCURACY)
+        feedback.assert_expected(maml_hidden, "outer/accuracies_support", accuracies_support,
+                                 "accuracies_support (mean over tasks)", rtol=compare.ATOL_ACCURACY)
+        feedback.assert_expected(maml_hidden, "outer/accuracy_query", accuracy_query,
+                                 "accuracy_query (mean over tasks)", rtol=compare.ATOL_ACCURACY)
     with parts.part(1, "first-order meta-gradient"):
         _check_gradients(maml_hidden, "grad_fo", first["gradients"], "the first-order meta-gradient")
     with parts.part(1, "second-order meta-gradient"):
@@ -113,7 +113,7 @@ def test_inner_learning_rates_and_evaluation(student, maml_hidden):
 @points(1)
 def test_tasks_adapt_independently(student, maml_hidden):
     """outer_loop: every task adapts from the meta-parameters, which stay as they are"""
-    out = student.call(probes_hidden.independence, {"inputs": checks.inputs(maml_hidden)})
+    out = student.call(probes_hidden.independence, {"inputs": compare.inputs(maml_hidden)})
     if out.get("result") is not None:
         raise AssertionError(f"outer_loop or inner_loop returned {_kind(out['result'])}, not the documented tuple")
     theta = _theta(maml_hidden)
@@ -124,11 +124,11 @@ def test_tasks_adapt_independently(student, maml_hidden):
                                  "did you write `parameters = self.meta_parameters` and then change "
                                  "parameters[name]? Start from dict(self.meta_parameters) and build new dicts.")
         for name, value in out["meta_parameters"].items():
-            if not np.array_equal(checks.as_numpy(value, name), theta[name]):
+            if not np.array_equal(compare.as_numpy(value, name), theta[name]):
                 raise AssertionError(f"outer_loop changed self.meta_parameters[{name!r}]: only the outer step "
                                      f"(the scaffold's optimizer) may change them; no assign in the loops.")
     with parts.part(2, "tasks independent"):
-        ab, a, b, ba = (float(checks.as_numpy(loss, "the outer loss")) for loss in out["losses"])
+        ab, a, b, ba = (float(compare.as_numpy(loss, "the outer loss")) for loss in out["losses"])
         if abs(ab - (a + b) / 2) > INDEPENDENCE_RTOL * abs(ab) or abs(ab - ba) > INDEPENDENCE_RTOL * abs(ab):
             raise AssertionError(
                 f"the outer loss of tasks [A, B] is {ab:.6g}, of [B, A] {ba:.6g}, but A alone gives {a:.6g} and "
@@ -141,9 +141,9 @@ def test_tasks_adapt_independently(student, maml_hidden):
                 raise AssertionError(f"inner_loop should return a dict with the keys of the meta-parameters, "
                                      f"got {_kind(out[key])}")
             for name in theta:
-                mine = checks.as_numpy(out[key][name], name)
-                expected = checks.as_numpy(out["phi_train"][name], name)
-                if checks.relative_error(mine, expected, expected - theta[name]) > INDEPENDENCE_RTOL:
+                mine = compare.as_numpy(out[key][name], name)
+                expected = compare.as_numpy(out["phi_train"][name], name)
+                if compare.relative_error(mine, expected, expected - theta[name]) > INDEPENDENCE_RTOL:
                     raise AssertionError(f"inner_loop on the same task gives other adapted parameters with {when} "
                                          f"({name!r} differs): the adapted values must depend only on the "
                                          f"meta-parameters and the support set.")

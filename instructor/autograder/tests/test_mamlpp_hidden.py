@@ -20,7 +20,7 @@ import json
 import numpy as np
 import pytest
 
-from grader import checks, container
+from grader import compare, container
 from grader.plugin import Parts, points
 from grader.sandbox import StudentFailure
 
@@ -44,7 +44,7 @@ def mamlpp_hparams() -> dict:
 @pytest.fixture(scope="session")  # not module: the checks that use the reference run later, with other modules
 def mamlpp_out(student):
     fixture = FIXTURES["mamlpp_hidden"]
-    inputs = {**checks.inputs(fixture), **{k: v for k, v in fixture.items() if k.startswith("mamlpp/")}}
+    inputs = {**compare.inputs(fixture), **{k: v for k, v in fixture.items() if k.startswith("mamlpp/")}}
     out = student.call(probes_hidden.mamlpp, {"inputs": inputs})
     failures = [group["failure"] for group in out.values() if "failure" in group]
     if len(failures) == len(out) and all(f["status"] == "todo" for f in failures):
@@ -61,11 +61,11 @@ def _group(out: dict, group: str) -> dict:
 def _check(results: dict, key: str, what: str, rtol: float = RTOL, hint: str = "") -> None:
     expected = FIXTURES["mamlpp_hidden"][key]
     if expected.dtype == bool:
-        got = checks.check_shape(results.get(key), expected.shape, what)
+        got = compare.assert_shape(results.get(key), expected.shape, what)
         if not np.array_equal(got.astype(bool), expected):
             raise AssertionError(f"{what} is {got.astype(bool).tolist()}, expected {expected.tolist()}. {hint}".strip())
         return
-    checks.check_close(results.get(key), expected, what, rtol=rtol, hint=hint)
+    compare.assert_close(results.get(key), expected, what, rtol=rtol, hint=hint)
 
 
 def _check_prefix(results: dict, prefix: str, what: str, hint: str = "") -> None:

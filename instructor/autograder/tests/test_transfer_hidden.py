@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader import checks, feedback, probes
+from grader import compare, feedback, probes
 from grader.plugin import Parts, points
 
 from . import probes_hidden
@@ -32,14 +32,14 @@ def _head(value, what: str) -> dict:
     if not isinstance(value, dict) or sorted(value) != ["b4", "w4"]:
         raise AssertionError(f"{what}: the head should be a dict with keys 'w4' and 'b4', got "
                              f"{sorted(value) if isinstance(value, dict) else _kind(value)}")
-    return {name: checks.as_numpy(value[name], f"head[{name!r}]") for name in ("w4", "b4")}
+    return {name: compare.as_numpy(value[name], f"head[{name!r}]") for name in ("w4", "b4")}
 
 
 @points(2)
 def test_transfer_learn_on_a_new_task(student, transfer_hidden):
     """transfer_learn on a new task (5-way 1-shot, 7 steps, lr 0.3): adapted head and query accuracy"""
     fixture = transfer_hidden
-    out = student.call(probes.transfer_learn, {"inputs": checks.inputs(fixture)})
+    out = student.call(probes.transfer_learn, {"inputs": compare.inputs(fixture)})
     result = out["result"]
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise AssertionError(f"transfer_learn should return (accuracy_query, head), got {_kind(result)}")
@@ -47,11 +47,12 @@ def test_transfer_learn_on_a_new_task(student, transfer_hidden):
     head = _head(head, "transfer_learn")
     parts = Parts()
     with parts.part(3, "adapted head"):
-        feedback.check(fixture, "head", head, "the adapted head", rtol=RTOL,
-                       hint=f"The head starts at zero and takes num_steps={int(fixture['num_steps'])} gradient "
-                            f"steps of size learning_rate={float(fixture['learning_rate']):g} on the support loss.")
+        feedback.assert_expected(fixture, "head", head, "the adapted head", rtol=RTOL,
+                                 hint=f"The head starts at zero and takes num_steps={int(fixture['num_steps'])} "
+                                      f"gradient steps of size learning_rate={float(fixture['learning_rate']):g} on "
+                                      f"the support loss.")
     with parts.part(1, "query accuracy"):
-        feedback.check(fixture, "accuracy_query", accuracy_query, "the query accuracy", rtol=RTOL)
+        feedback.assert_expected(fixture, "accuracy_query", accuracy_query, "the query accuracy", rtol=RTOL)
     parts.finish()
 
 
@@ -61,24 +62,24 @@ NOT_REPEATABLE = ("two calls with the same inputs give different heads: no rando
 
 def _repeatable(out: dict, head: dict) -> bool:
     again = _head(out["head_again"], "a second call of transfer_learn")
-    return all(checks.relative_error(again[name], head[name], head[name]) <= COMPILED_RTOL for name in head)
+    return all(compare.relative_error(again[name], head[name], head[name]) <= COMPILED_RTOL for name in head)
 
 
 @pytest.fixture(scope="module")
 def behaviour(student, transfer_hidden):
     """What the student's transfer_learn does in several situations (``probes_hidden.transfer_behaviour``)."""
-    return student.call(probes_hidden.transfer_behaviour, {"inputs": checks.inputs(transfer_hidden)})
+    return student.call(probes_hidden.transfer_behaviour, {"inputs": compare.inputs(transfer_hidden)})
 
 
 @points(2)
 def test_transfer_learn_behaviour(behaviour, transfer_hidden):
     """transfer_learn: frozen layers untouched, head independent of the query set, zero start, repeatable"""
-    inputs, out = checks.inputs(transfer_hidden), behaviour
+    inputs, out = compare.inputs(transfer_hidden), behaviour
     head = _head(out["head"], "transfer_learn")
     parts = Parts()
     with parts.part(1, "frozen layers"):
         changed = [name for name, value in out["frozen_after"].items()
-                   if not np.array_equal(checks.as_numpy(value, name), inputs[f"frozen/{name}"].astype(np.float32))]
+                   if not np.array_equal(compare.as_numpy(value, name), inputs[f"frozen/{name}"].astype(np.float32))]
         if changed:
             raise AssertionError(f"transfer_learn changed the frozen tf.Variables {changed}: only the new head "
                                  f"is trained (no assign, no optimizer on them).")
@@ -110,7 +111,7 @@ def test_transfer_learn_compiled(behaviour):
     if not _repeatable(out, head):
         raise AssertionError(f"cannot be checked: {NOT_REPEATABLE}")
     for name in head:
-        if checks.relative_error(compiled[name], head[name], head[name]) > COMPILED_RTOL:
+        if compare.relative_error(compiled[name], head[name], head[name]) > COMPILED_RTOL:
             raise AssertionError(f"inside tf.function, transfer_learn gives another head[{name!r}]: a Python "
                                  f"value that is fixed when the graph is traced (e.g. from .numpy() or a Python "
                                  f"counter) cannot change between steps; use TensorFlow operations.")

@@ -109,15 +109,15 @@ def relative_error(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray |
     return float(np.max(np.abs(actual - expected))) / max(scale, 1e-300) if np.size(expected) else 0.0
 
 
-def check_shape(value, shape: tuple, what: str) -> np.ndarray:
+def assert_shape(value, shape: tuple, what: str) -> np.ndarray:
     array = as_numpy(value, what)
     if array.shape != tuple(shape):
         raise AssertionError(f"{what} has shape {array.shape}, expected {tuple(shape)}")
     return array
 
 
-def check_close(value, expected: np.ndarray, what: str, scale=None, rtol: float = RTOL,
-                hint: str = "") -> None:
+def assert_close(value, expected: np.ndarray, what: str, scale=None, rtol: float = RTOL,
+                 hint: str = "") -> None:
     """AssertionError with the size of the difference unless ``value`` matches ``expected``.
 
     Args:
@@ -125,7 +125,7 @@ def check_close(value, expected: np.ndarray, what: str, scale=None, rtol: float 
             expected *change* of a parameter, so a missing update cannot hide
             inside a large parameter.
     """
-    actual = check_shape(value, np.shape(expected), what)
+    actual = assert_shape(value, np.shape(expected), what)
     if not np.all(np.isfinite(actual)):
         raise AssertionError(f"{what} contains NaN or infinity")
     error = relative_error(actual, expected, expected if scale is None else scale)
@@ -134,7 +134,7 @@ def check_close(value, expected: np.ndarray, what: str, scale=None, rtol: float 
                              f"(tolerance {rtol:g}).{' ' + hint if hint else ''}")
 
 
-def check_parameters(actual: dict, expected: dict, start: dict, what: str, rtol: float = RTOL) -> None:
+def assert_parameters_close(actual: dict, expected: dict, start: dict, what: str, rtol: float = RTOL) -> None:
     """Compares dicts of parameters; errors are relative to each parameter's expected change."""
     if not isinstance(actual, dict):
         raise AssertionError(f"{what} should be a dict of tensors, got {type(actual).__name__}")
@@ -143,7 +143,7 @@ def check_parameters(actual: dict, expected: dict, start: dict, what: str, rtol:
         raise AssertionError(f"{what} has the wrong keys: missing {missing}, unexpected {extra}")
     for name in expected:
         change = expected[name] - start[name] if start is not None else expected[name]
-        got = check_shape(actual[name], expected[name].shape, f"{what} {name!r}")
+        got = assert_shape(actual[name], expected[name].shape, f"{what} {name!r}")
         moved = float(np.max(np.abs(got - start[name]))) if start is not None else None
         hint = ""
         if moved == 0.0 and np.max(np.abs(change)) > 0:
@@ -151,4 +151,4 @@ def check_parameters(actual: dict, expected: dict, start: dict, what: str, rtol:
         elif moved is not None:
             ratio = float(np.linalg.norm(got - start[name]) / max(np.linalg.norm(change), 1e-300))
             hint = f"Its change is {ratio:.3g} times the expected one."
-        check_close(got, expected[name], f"{what} {name!r}", scale=change, rtol=rtol, hint=hint)
+        assert_close(got, expected[name], f"{what} {name!r}", scale=change, rtol=rtol, hint=hint)
