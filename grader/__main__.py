@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from grader import runner, version
+from grader.files import ROOT
 from grader.results import format_table
 
 
@@ -47,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(version.current())
         return 0
-    if not (runner.ROOT / "maml.py").is_file():
-        print(f"error: no maml.py in {runner.ROOT}: run the grader from the handout folder.", file=sys.stderr)
+    if not (ROOT / "maml.py").is_file():
+        print(f"error: no maml.py in {ROOT}: run the grader from the handout folder.", file=sys.stderr)
         return 2
-    print(f"Running the public tests of handout {version.current()} on the code in {runner.ROOT} ...",
+    print(f"Running the public tests of handout {version.current()} on the code in {ROOT} ...",
           flush=True)
     extra = ["-k", args.keyword] if args.keyword else []
     results, output = runner.run_tests(extra=extra, verbose=args.verbose)

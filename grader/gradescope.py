@@ -13,7 +13,7 @@ Steps:
    A submission the reader refuses (damaged zip, wrong name, missing pieces,
    another handout version) scores 0 with every reason.
 2. Run the public tests (``grader/tests``) and, when this copy holds them, the
-   hidden tests (``HIDDEN_TESTS``), with the student's code in the sandbox
+   hidden tests (``grader.runner.HIDDEN_TESTS``), with the student's code in the sandbox
    (``grader.sandbox``; limits from ``GRADER_*`` variables), within the time
    budget of the platform's timeout (``--timeout``, ``grader.budget``): a check
    that would not fit scores 0 with that reason, and results.json is written
@@ -50,7 +50,6 @@ from grader.results import PASSED, Results, to_gradescope
 from grader.sandbox import STUDENT_FILES, Limits
 from load_data import atomic_output
 
-HIDDEN_TESTS = runner.HIDDEN_TESTS
 HIDDEN_VISIBILITY_ENV = "GRADER_HIDDEN_VISIBILITY"  # Gradescope visibility of hidden tests' results
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")  # Gradescope's
 DEFAULT_HIDDEN_VISIBILITY = "after_due_date"  # hidden tests' results are shown once the due date has passed
@@ -79,7 +78,8 @@ class Rejected(Exception):
 
 def hidden_tests() -> list[Path]:
     """The hidden test folder, when this copy holds one with tests in it."""
-    return [HIDDEN_TESTS] if HIDDEN_TESTS.is_dir() and any(HIDDEN_TESTS.rglob("test_*.py")) else []
+    hidden = runner.HIDDEN_TESTS
+    return [hidden] if hidden.is_dir() and any(hidden.rglob("test_*.py")) else []
 
 
 def _shallowest(folder: Path, pattern: str) -> list[Path]:
@@ -182,7 +182,7 @@ def _results_json(results: Results, output: str, status: str, reason: str, ident
                      f"({', '.join(VISIBILITIES)}): hidden tests are {DEFAULT_HIDDEN_VISIBILITY}.")
         print(f"note: {notes[-1]}", file=sys.stderr)  # the instructor's log
         hidden_visibility = DEFAULT_HIDDEN_VISIBILITY
-    hidden_prefix = HIDDEN_TESTS.relative_to(ROOT).as_posix() + "/"
+    hidden_prefix = runner.HIDDEN_TESTS.relative_to(ROOT).as_posix() + "/"
     for test, entry in zip(results.tests, data["tests"]):
         if test.id.startswith(hidden_prefix):
             entry["visibility"] = hidden_visibility

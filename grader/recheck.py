@@ -25,7 +25,8 @@ import sys
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from grader.files import ROOT
+
 MODULES = ("maml", "maml_transfer")
 
 
@@ -98,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             out["runs"][spec] = evaluate(kind, Path(folder), modules)
         except (Exception, SystemExit) as error:  # noqa: BLE001
             out["runs"][spec] = {"error": describe(error)}
-    tmp = args.json.with_name(args.json.name + ".part")
-    tmp.write_text(json.dumps(out, indent=2), encoding="utf-8")
-    os.replace(tmp, args.json)
+    from load_data import atomic_output
+
+    with atomic_output(args.json) as tmp:
+        tmp.write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
 
 

@@ -9,7 +9,8 @@ exception, a crash of TensorFlow, ``sys.exit``), the parent gets a
 with the end of the child's output.
 
 Tampering is checked here, and only here: the grader's own files
-(``WATCHED``: ``grader/``, the hidden tests, ``load_data.py``) before the child
+(``WATCHED``: ``grader/``, the hidden tests, the provided modules such as
+``load_data.py``, ``grader.sandbox.SCAFFOLD_FILES``) before the child
 starts and after it ended, and the copies in the student's worker folder,
 which the child reports (``Results.changed_files``). If either changed, the run
 is flagged (``Results.flag``): every test scores 0 for the course staff to review.
@@ -25,11 +26,12 @@ from pathlib import Path
 
 from grader.files import ROOT, file_digests
 from grader.results import Results
+from grader.sandbox import SCAFFOLD_FILES
 
 PUBLIC_TESTS = ROOT / "grader" / "tests"
 HIDDEN_TESTS = ROOT / "instructor" / "autograder"  # in the bundle's source/, as in the instructor's tree
 INI = ROOT / "grader" / "pytest.ini"
-WATCHED = ("grader", HIDDEN_TESTS.relative_to(ROOT).as_posix(), "load_data.py")  # must not change while grading
+WATCHED = ("grader", HIDDEN_TESTS.relative_to(ROOT).as_posix(), *SCAFFOLD_FILES)  # must not change while grading
 FLAGGED = "flagged for review:"  # starts the problem of a flagged run
 DEFAULT_TIMEOUT = 1800  # seconds for the whole run; each test has its own limit (pytest.ini)
 OUTPUT_TAIL_LINES = 30

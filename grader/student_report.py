@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import submission
+from grader.files import ROOT
+from load_data import atomic_output
 
-ROOT = Path(__file__).resolve().parent.parent  # the handout folder
 REPORT = submission.REPORT
 TEMPLATE = "report_template.md"
 RESULTS = "results"
@@ -455,15 +456,9 @@ def unfilled(text: str, mamlpp: bool) -> list[tuple[int, str, str]]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+        tmp.chmod(0o644)
 
 
 def fill(root: Path = ROOT, fomaml: Path | None = None, transfer: Path | None = None,

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import student_report, submission, version
+from grader.files import ROOT
 from grader.student_report import RESULTS, ReportError
 
-ROOT = student_report.ROOT
 # |re-evaluated - reported| final validation accuracy allowed: the same code on the same tasks gives the
 # same number up to float rounding (a few predictions out of thousands on another machine or thread count);
 # other weights than the final ones, or other code, differ by far more.

@@ -48,13 +48,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission as submission_format  # noqa: E402
-from grader.results import EXTRA_CREDIT  # noqa: E402
-from instructor.gradescope_local import unpack_bundle  # noqa: E402
-from load_data import atomic_output  # noqa: E402
+from grader import submission as submission_format
+from grader.files import ROOT
+from grader.results import EXTRA_CREDIT
+from instructor.gradescope_local import unpack_bundle
+from load_data import atomic_output
 
 DEFAULT_TIMEOUT = 2400.0  # seconds per submission: the grader plans within it (grader.budget), as on Gradescope
 STATUSES = ("graded", "rejected", "flagged", "error")

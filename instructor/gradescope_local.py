@@ -40,7 +40,7 @@ import time
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from grader.files import ROOT
 
 
 def unpack_bundle(bundle: Path, root: Path) -> None:

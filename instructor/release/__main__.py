@@ -17,10 +17,10 @@ import hashlib
 import sys
 from pathlib import Path
 
+from grader.files import ROOT
+
 from .build import CONFIG, ReleaseError, build_handout, public_tests_cover, write_handout
 from .bundle import GRADESCOPE_SETTINGS, write_bundle
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def parser() -> argparse.ArgumentParser:
