@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 import time
 import urllib.error
@@ -90,6 +91,20 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Moves the finished folder ``staging`` onto ``target``: readers never see a half-written ``target``.
+
+    ``staging`` must be on the same file system (e.g. a temporary folder beside ``target``).
+    """
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def data_dir() -> Path:

@@ -20,7 +20,7 @@ Batch norm. ``maml.batch_norm`` keeps no running statistics: every forward
 pass normalises with the statistics of the batch it is given. So pre-training
 normalises each minibatch with its own statistics, adaptation computes the
 support features with the support set's statistics, and the query features
-use the query set's statistics: exactly what FO-MAML's ``_forward`` does in
+use the query set's statistics: exactly what FO-MAML's ``forward`` does in
 part 1, so both methods are evaluated in the same way.
 
 Usage:
@@ -46,7 +46,12 @@ import tensorflow as tf
 
 import load_data
 import maml
+import settings
+import training
 from maml import Parameters, accuracy, cross_entropy
+from runs import read_history
+from scaffold import GraphOrEager, evaluate_in_chunks, mean_and_ci95, save_arrays
+from training import TEST_SEED, VAL_SEED
 
 NUM_TRAIN_CLASSES = load_data.SPLIT_SIZES["train"]  # 1100 characters, the pre-training classes
 HEAD_WEIGHT = f"w{maml.NUM_CONV_LAYERS}"  # "w4", the linear head's names in maml.init_parameters
@@ -54,8 +59,8 @@ HEAD_BIAS = f"b{maml.NUM_CONV_LAYERS}"  # "b4"
 FEATURE_KEYS = tuple(f"{kind}{i}" for i in range(maml.NUM_CONV_LAYERS) for kind in ("conv", "b"))
 
 # Adaptation of the new head, chosen on validation tasks with `sweep` (see README, part 2).
-TRANSFER_STEPS = 100
-TRANSFER_LR = 0.03
+TRANSFER_STEPS = settings.PretrainSettings.transfer_steps
+TRANSFER_LR = settings.PretrainSettings.transfer_lr
 
 
 # ------------------------------------------------------------------ model parts
@@ -109,7 +114,7 @@ def transfer_learn(frozen: Parameters, task: Sequence[tf.Tensor], num_way: int,
 
         logits = head_logits(extract_features(images, frozen), head)
 
-    which is the same function as ``maml._forward(images, {**frozen, **head})``.
+    which is the same function as ``maml.forward(images, {**frozen, **head})``.
 
     1. Support features: ``extract_features(images_support, frozen)``, shape
        (N*K, F). The convolutional parameters are frozen, so these features
@@ -132,7 +137,7 @@ def transfer_learn(frozen: Parameters, task: Sequence[tf.Tensor], num_way: int,
        ``tf.function`` it becomes one graph loop instead of ``num_steps`` copies.
     4. Query accuracy: compute ``extract_features(images_query, frozen)``
        (batch norm then uses the query set's statistics, as FO-MAML's
-       ``_forward`` does) and return
+       ``forward`` does) and return
        ``accuracy(head_logits(features_query, head), labels_query)``.
 
     Do NOT:
@@ -185,8 +190,8 @@ class TransferEvaluator:
     """Per-task accuracies of ``transfer_learn``, compiled.
 
     Like ``maml.MAML.evaluate``: tasks go through ``transfer_learn`` in chunks of
-    ``chunk_size`` (the last chunk padded), one ``tf.function`` graph per task
-    shape, so evaluation traces once per K and then only runs.
+    ``chunk_size`` (``scaffold.evaluate_in_chunks``), one ``tf.function`` graph per
+    task shape, so evaluation traces once per K and then only runs.
     """
 
     def __init__(self, num_way: int, num_steps: int = TRANSFER_STEPS,
@@ -195,8 +200,8 @@ class TransferEvaluator:
             raise ValueError(f"need num_steps >= 0 and learning_rate > 0, got {num_steps} and {learning_rate}")
         self.num_way, self.num_steps, self.learning_rate = num_way, num_steps, learning_rate
         self.chunk_size = chunk_size
-        self._evaluate = maml.GraphOrEager(self._evaluate_eager, "evaluation (transfer_learn)",
-                                          hint="inside transfer_learn")
+        self._evaluate = GraphOrEager(self._evaluate_eager, "evaluation (transfer_learn)",
+                                      hint="inside transfer_learn")
 
     def _evaluate_eager(self, frozen, task_batch):
         support, query = [], []
@@ -220,19 +225,9 @@ class TransferEvaluator:
             accuracies_support: (len(tasks),) float32, support accuracy after adaptation.
             accuracies_query: (len(tasks),) float32, query accuracy after adaptation.
         """
-        from tqdm import tqdm
-
         frozen = feature_parameters(frozen)
-        support, query = [], []
-        for start in tqdm(range(0, len(tasks), self.chunk_size), desc="transfer", leave=False,
-                          disable=not progress):
-            chunk = list(tasks[start:start + self.chunk_size])
-            real = len(chunk)
-            chunk += chunk[-1:] * (self.chunk_size - real)
-            s, q = self._evaluate(frozen, maml.as_tensors(chunk))
-            support.append(s.numpy()[:real])
-            query.append(q.numpy()[:real])
-        return np.concatenate(support), np.concatenate(query)
+        return evaluate_in_chunks(lambda chunk: self._evaluate(frozen, chunk), tasks, self.chunk_size,
+                                  progress, desc="transfer")
 
 
 def load_features(path: str | os.PathLike) -> dict[str, tf.Tensor]:
@@ -306,148 +301,72 @@ class MinibatchStream:
 
 def plot_pretraining(history: list[dict[str, float]], path: Path, title: str) -> None:
     """The assignment's plot for part 2: validation transfer accuracy over pre-training."""
-    maml.plot_validation(history, path, title, target=None, xlabel="pre-training step (minibatch)",
-                         train_key="train_accuracy", color="C1",
-                         train_label=f"train minibatches ({NUM_TRAIN_CLASSES}-way)")
+    training.plot_validation(history, path, title, target=None, xlabel="pre-training step (minibatch)",
+                             train_key="train_accuracy", color="C1",
+                             train_label=f"train minibatches ({NUM_TRAIN_CLASSES}-way)")
 
 
-def _pretrain_hparams(args: argparse.Namespace) -> dict:
-    keys = ["batch_size", "learning_rate", "num_epochs", "val_interval", "num_val_tasks",
-            "num_way", "num_support", "num_query", "transfer_steps", "transfer_lr", "seed"]
-    return {"num_classes": NUM_TRAIN_CLASSES, **{key: getattr(args, key) for key in keys}}
-
-
-def pretrain(args: argparse.Namespace) -> dict:
+def pretrain(args: argparse.Namespace, values: settings.PretrainSettings) -> dict:
     """Pre-trains the conv-4 network on all train characters, validating transfer as it goes.
 
     Returns the last history row.
     """
-    from tqdm import tqdm
-
     log_dir = Path(args.log_dir)
-    hp = _pretrain_hparams(args)
-    hparams_path = log_dir / "hparams.json"
-    if hparams_path.is_file() and not args.resume:
-        raise SystemExit(f"{log_dir} already holds a pre-training run. Pass --resume to continue it, "
-                         f"or choose a new --log-dir.")
-    if args.resume and hparams_path.is_file():
-        stored = json.loads(hparams_path.read_text())["hparams"]
-        changed = {k: (stored.get(k), v) for k, v in hp.items() if k != "num_epochs" and stored.get(k) != v}
-        if changed:
-            raise SystemExit(f"--resume with other settings than the run in {log_dir}: "
-                             + ", ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in changed.items()))
-    log_dir.mkdir(parents=True, exist_ok=True)
-
+    hp = {"num_classes": NUM_TRAIN_CLASSES, **settings.record(values)}
+    training.open_run(log_dir, values, hp, args.resume, "pre-training run")
     data = load_data.load_omniglot()
-    stream = MinibatchStream(*pretraining_data(data), args.batch_size, args.seed)
-    num_steps = max(1, round(args.num_epochs * stream.steps_per_epoch))
-    val_sampler = load_data.TaskSampler(data, "val", args.num_way, args.num_support, args.num_query,
-                                        seed=maml.VAL_SEED)
-    val_tasks = [val_sampler.task(i) for i in range(args.num_val_tasks)]
-    evaluate = TransferEvaluator(args.num_way, args.transfer_steps, args.transfer_lr)
+    stream = MinibatchStream(*pretraining_data(data), values.batch_size, values.seed)
+    num_steps = max(1, round(values.num_epochs * stream.steps_per_epoch))
+    val_sampler = load_data.TaskSampler(data, "val", values.num_way, values.num_support, values.num_query,
+                                        seed=VAL_SEED)
+    val_tasks = [val_sampler.task(i) for i in range(values.num_val_tasks)]
+    evaluate = TransferEvaluator(values.num_way, values.transfer_steps, values.transfer_lr)
 
     parameters = {name: tf.Variable(value, name=name)
-                  for name, value in maml.init_parameters(NUM_TRAIN_CLASSES, seed=args.seed).items()}
-    optimizer = tf.keras.optimizers.Adam(learning_rate=args.learning_rate)
+                  for name, value in maml.init_parameters(NUM_TRAIN_CLASSES, seed=values.seed).items()}
+    optimizer = tf.keras.optimizers.Adam(learning_rate=values.learning_rate)
     optimizer.build(list(parameters.values()))
-    step_variable = tf.Variable(0, dtype=tf.int64, name="step")
-    checkpoint = tf.train.Checkpoint(parameters=parameters, optimizer=optimizer, step=step_variable)
-    manager = tf.train.CheckpointManager(checkpoint, log_dir / "checkpoints", max_to_keep=2)
-    history_path = log_dir / "history.csv"
-    history: list[dict[str, float]] = []
-    elapsed = 0.0
-    if args.resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        history = [r for r in maml.read_history(history_path) if r["iteration"] <= int(step_variable.numpy())]
-        elapsed = history[-1]["seconds"] if history else 0.0
-        print(f"Resuming {log_dir} from step {int(step_variable.numpy())}.")
-    with load_data.atomic_output(hparams_path) as tmp:
-        tmp.write_text(json.dumps({"hparams": hp, "steps_per_epoch": stream.steps_per_epoch,
-                                   "environment": maml.environment()}, indent=2))
-
-    batch_spec = (tf.TensorSpec((args.batch_size, load_data.IMAGE_SIZE, load_data.IMAGE_SIZE, 1), tf.float32),
-                  tf.TensorSpec((args.batch_size,), tf.int32))
+    batch_spec = (tf.TensorSpec((values.batch_size, load_data.IMAGE_SIZE, load_data.IMAGE_SIZE, 1), tf.float32),
+                  tf.TensorSpec((values.batch_size,), tf.int32))
 
     @tf.function(input_signature=batch_spec)
     def train_step(images, labels):
         with tf.GradientTape() as tape:
-            logits = maml._forward(images, parameters)
+            logits = maml.forward(images, parameters)
             loss = cross_entropy(logits, labels)
         variables = list(parameters.values())
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss, accuracy(logits, labels)
 
-    writer = tf.summary.create_file_writer(str(log_dir / "tensorboard"))
-    title = (f"Transfer: {NUM_TRAIN_CLASSES}-way pre-training, {args.num_way}-way {args.num_support}-shot "
-             f"head ({args.transfer_steps} steps)")
-    window: list[tuple[float, float]] = []  # (loss, accuracy) of the steps since the last validation
+    def step(at: int) -> tuple[float, float]:
+        loss, acc = train_step(*stream.batch(at))
+        return float(loss), float(acc)
 
-    def validate(step: int, seconds: float) -> dict:
+    def validate(at: int, window: list[tuple[float, float]]) -> dict:
         support, query = evaluate(parameters, val_tasks)
-        mean, ci = maml.mean_and_ci95(query)
+        mean, ci = mean_and_ci95(query)
         losses, accuracies = zip(*window) if window else ((float("nan"),), (float("nan"),))
-        row = {"iteration": step, "epoch": round(step / stream.steps_per_epoch, 4), "seconds": round(seconds, 3),
-               "train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accuracies)),
-               "val_accuracy_query": mean, "val_accuracy_query_ci95": ci,
-               "val_accuracy_support_post": float(support.mean())}
-        window.clear()
-        history.append(row)
-        maml.write_history(history_path, history, HISTORY_FIELDS)
-        with writer.as_default(step=step):
-            for key in ("val_accuracy_query", "val_accuracy_support_post", "train_loss", "train_accuracy"):
-                tf.summary.scalar(key, row[key])
-        plot_pretraining(history, log_dir / "val_accuracy.png", title)
-        manager.save(checkpoint_number=step)
-        return row
+        return {"epoch": round(at / stream.steps_per_epoch, 4), "train_loss": float(np.mean(losses)),
+                "train_accuracy": float(np.mean(accuracies)), "val_accuracy_query": mean, "val_accuracy_query_ci95": ci,
+                "val_accuracy_support_post": float(support.mean())}
 
-    start_step = int(step_variable.numpy())
-    t0 = time.perf_counter() - elapsed
-    if not history:  # the start of the curve: transfer from the random initialisation
-        validate(0, 0.0)
-        t0 = time.perf_counter()  # the clock counts pre-training (and its validations), not step 0
-    row = history[-1]
-    bar = tqdm(range(start_step, num_steps), initial=start_step, total=num_steps, desc="pre-train",
-               unit="step", dynamic_ncols=True)
-    try:
-        for step in bar:
-            loss, acc = train_step(*stream.batch(step))
-            step_variable.assign(step + 1)
-            loss, acc = float(loss), float(acc)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the pre-training loss became {loss} at step {step + 1}")
-            window.append((loss, acc))
-            if (step + 1) % args.val_interval == 0 or step + 1 == num_steps:
-                row = validate(step + 1, time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", val=f"{row['val_accuracy_query']:.3f}")
-    except KeyboardInterrupt:
-        manager.save(checkpoint_number=int(step_variable.numpy()))
-        bar.close()
-        raise SystemExit(f"\nInterrupted at step {int(step_variable.numpy())}; checkpoint saved. Continue with:\n"
-                         f"  python maml_transfer.py pretrain --log-dir {log_dir} --resume " + " ".join(_cli_flags(hp)))
-    finally:
-        bar.close()
-        writer.flush()
-    with load_data.atomic_output(log_dir / "weights.npz") as tmp, open(tmp, "wb") as out:
-        np.savez(out, **{name: v.numpy() for name, v in parameters.items()})
+    title = (f"Transfer: {NUM_TRAIN_CLASSES}-way pre-training, {values.num_way}-way {values.num_support}-shot "
+             f"head ({values.transfer_steps} steps)")
+    row = training.run_training(
+        log_dir, values, hp, resume=args.resume, state={"parameters": parameters, "optimizer": optimizer},
+        counter="step", num_steps=num_steps, step=step, validate=validate, fields=HISTORY_FIELDS,
+        plot=lambda history: plot_pretraining(history, log_dir / "val_accuracy.png", title),
+        save_weights=lambda path: save_arrays(path, {name: v.numpy() for name, v in parameters.items()}),
+        resume_command="python maml_transfer.py pretrain", desc="pre-train", loss_name="pre-training loss",
+        record={"steps_per_epoch": stream.steps_per_epoch},
+        summaries=("val_accuracy_query", "val_accuracy_support_post", "train_loss", "train_accuracy"))
     print(f"Final validation transfer accuracy {row['val_accuracy_query']:.3f} ± {row['val_accuracy_query_ci95']:.3f} "
           f"at step {row['iteration']} (epoch {row['epoch']:g}, {row['seconds']:.0f} s). "
-          f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {history_path}.")
+          f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {log_dir / 'history.csv'}.")
     return row
 
 
-def _cli_flags(hp: dict) -> list[str]:
-    """``pretrain`` flags that reproduce ``hp``."""
-    return [f"--{key.replace('_', '-')} {value}" for key, value in hp.items() if key != "num_classes"]
-
-
 # ------------------------------------------------ provided: test, sweep, compare
-
-
-def fixed_test_tasks(num_way: int, num_support: int, num_query: int, num_tasks: int) -> list[load_data.Task]:
-    """The fixed test tasks that ``maml.py --test`` uses too (seed ``maml.TEST_SEED``)."""
-    sampler = load_data.TaskSampler(load_data.load_omniglot(), "test", num_way, num_support, num_query,
-                                    seed=maml.TEST_SEED)
-    return [sampler.task(i) for i in range(num_tasks)]
 
 
 def _transfer_hparams(log_dir: Path) -> dict:
@@ -465,38 +384,36 @@ def test(args: argparse.Namespace) -> dict:
     frozen = load_features(log_dir / "weights.npz")
     steps = hp["transfer_steps"] if args.transfer_steps is None else args.transfer_steps
     lr = hp["transfer_lr"] if args.transfer_lr is None else args.transfer_lr
-    tasks = fixed_test_tasks(hp["num_way"], args.num_support, hp["num_query"], args.num_test_tasks)
+    tasks = training.fixed_test_tasks(hp["num_way"], args.num_support, hp["num_query"], args.num_test_tasks)
     start = time.perf_counter()
     support, query = TransferEvaluator(hp["num_way"], steps, lr)(frozen, tasks, progress=True)
-    mean, ci = maml.mean_and_ci95(query)
+    mean, ci = mean_and_ci95(query)
     result = {"num_tasks": len(tasks), "num_way": hp["num_way"], "num_support": args.num_support,
               "num_query": hp["num_query"], "transfer_steps": steps, "transfer_lr": lr,
               "accuracy_query": mean, "accuracy_query_ci95": ci, "accuracy_support_post": float(support.mean()),
               "seconds": round(time.perf_counter() - start, 2)}
-    name = f"test_results_{hp['num_way']}way_{args.num_support}shot.json"
-    with load_data.atomic_output(log_dir / name) as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
+    path = training.write_test_results(log_dir, result)
     print(f"Transfer test accuracy over {len(tasks)} tasks ({hp['num_way']}-way {args.num_support}-shot, "
-          f"{steps} steps, lr {lr:g}): {mean:.4f} ± {ci:.4f} (95 % CI). Wrote {log_dir / name}.")
+          f"{steps} steps, lr {lr:g}): {mean:.4f} ± {ci:.4f} (95 % CI). Wrote {path}.")
     return result
 
 
 def sweep(args: argparse.Namespace) -> list[dict]:
     """Validation transfer accuracy for every (steps, learning rate): how TRANSFER_STEPS/LR were chosen.
 
-    Uses the validation tasks of ``pretrain`` (seed ``maml.VAL_SEED``), never test tasks.
+    Uses the validation tasks of ``pretrain`` (seed ``training.VAL_SEED``), never test tasks.
     """
     log_dir = Path(args.log_dir)
     hp = _transfer_hparams(log_dir)
     frozen = load_features(log_dir / "weights.npz")
     sampler = load_data.TaskSampler(load_data.load_omniglot(), "val", hp["num_way"], args.num_support,
-                                    hp["num_query"], seed=maml.VAL_SEED)
+                                    hp["num_query"], seed=VAL_SEED)
     tasks = [sampler.task(i) for i in range(args.num_val_tasks)]
     rows = []
     for steps in args.steps:
         for lr in args.lrs:
             support, query = TransferEvaluator(hp["num_way"], steps, lr)(frozen, tasks)
-            mean, ci = maml.mean_and_ci95(query)
+            mean, ci = mean_and_ci95(query)
             rows.append({"transfer_steps": steps, "transfer_lr": lr, "val_accuracy_query": mean,
                          "val_accuracy_query_ci95": ci, "val_accuracy_support_post": float(support.mean())})
             print(f"steps {steps:4d}  lr {lr:<6g}  val query {mean:.4f} ± {ci:.4f}  "
@@ -522,7 +439,7 @@ def sweep(args: argparse.Namespace) -> list[dict]:
 
 def plot_comparison(curves: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
     """Validation query accuracy after adaptation over training time, one line per method."""
-    fig, ax = maml.new_figure()
+    fig, ax = training.new_figure()
     lowest = 1.0
     for color, (label, history) in zip(("C0", "C1", "C2", "C3"), curves.items()):
         seconds = np.array([r["seconds"] for r in history])
@@ -535,7 +452,7 @@ def plot_comparison(curves: dict[str, list[dict[str, float]]], path: Path, title
            ylim=(max(0.0, math.floor(lowest * 10) / 10), 1.005), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    maml.save_figure(fig, path)
+    training.save_figure(fig, path)
 
 
 def compare(args: argparse.Namespace) -> list[dict]:
@@ -561,18 +478,18 @@ def compare(args: argparse.Namespace) -> list[dict]:
              "transfer": f"transfer ({hp['transfer_steps']} head steps, lr {hp['transfer_lr']:g})"}
     results = []
     for shots in args.shots:
-        tasks = fixed_test_tasks(num_way, shots, num_query, args.num_test_tasks)
+        tasks = training.fixed_test_tasks(num_way, shots, num_query, args.num_test_tasks)
         _, maml_query = meta.evaluate(tasks, chunk_size=maml_hp["meta_batch_size"], progress=True)
         _, transfer_query = evaluate_transfer(frozen, tasks, progress=True)
         row = {"num_way": num_way, "num_support": shots, "num_query": num_query, "num_tasks": len(tasks)}
         for key, values in (("maml", maml_query), ("transfer", transfer_query),
                             ("difference", maml_query - transfer_query)):
-            row[f"{key}_accuracy"], row[f"{key}_ci95"] = maml.mean_and_ci95(values)
+            row[f"{key}_accuracy"], row[f"{key}_ci95"] = mean_and_ci95(values)
         results.append(row)
 
     header = "| method | " + " | ".join(f"{num_way}-way {r['num_support']}-shot" for r in results) + " |"
     lines = [f"Test query accuracy, mean ± 95 % CI over the same {args.num_test_tasks} test tasks "
-             f"(seed {maml.TEST_SEED}, {num_query} queries per class)", "", header,
+             f"(seed {TEST_SEED}, {num_query} queries per class)", "", header,
              "|---" * (len(results) + 1) + "|"]
     short = "FO-MAML" if maml_hp["first_order"] else "MAML"
     for key, label in ((*names.items(),) + (("difference", f"{short} − transfer (paired)"),)):
@@ -588,8 +505,8 @@ def compare(args: argparse.Namespace) -> list[dict]:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
-    curves = {names["maml"]: maml.read_history(maml_dir / "history.csv"),
-              names["transfer"]: maml.read_history(transfer_dir / "history.csv")}
+    curves = {names["maml"]: read_history(maml_dir / "history.csv"),
+              names["transfer"]: read_history(transfer_dir / "history.csv")}
     plot_path = Path(args.plot) if args.plot else out_dir / "comparison_val_accuracy.png"
     if all(curves.values()):
         plot_comparison(curves, plot_path, f"Validation, {num_way}-way {maml_hp['num_support']}-shot "
@@ -607,10 +524,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
 def parser() -> argparse.ArgumentParser:
     formatter = argparse.ArgumentDefaultsHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--intra-op-threads", type=int, default=0,
-                        help="threads inside one op; 0 = one per CPU core")
-    common.add_argument("--inter-op-threads", type=int, default=0,
-                        help="ops run in parallel (tasks of a chunk); 0 = one per CPU core")
+    training.add_thread_arguments(common, intra=0)
     p = argparse.ArgumentParser(
         description="Part 2: pre-train the conv-4 network on all train characters, adapt a new linear "
                     "head per task (transfer learning) and compare with FO-MAML. Defaults are the "
@@ -620,16 +534,7 @@ def parser() -> argparse.ArgumentParser:
     pre = commands.add_parser("pretrain", parents=[common], formatter_class=formatter,
                               help="pre-train on all 1100 train characters, validating transfer as it goes")
     pre.add_argument("--log-dir", default=None, help="run folder (default: runs/transfer_<setting>)")
-    pre.add_argument("--batch-size", type=int, default=128, help="images per minibatch")
-    pre.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
-    pre.add_argument("--num-epochs", type=float, default=10,
-                     help="passes over the 22000 train drawings (fractions allowed)")
-    pre.add_argument("--val-interval", type=int, default=100, help="validate every this many steps")
-    pre.add_argument("--num-val-tasks", type=int, default=100, help="fixed validation tasks")
-    pre.add_argument("--num-way", type=int, default=5, help="N of the validation tasks")
-    pre.add_argument("--num-support", type=int, default=5, help="K of the validation tasks")
-    pre.add_argument("--num-query", type=int, default=15, help="Q of the validation tasks")
-    pre.add_argument("--seed", type=int, default=0, help="seed of initialisation and minibatch order")
+    settings.add_arguments(pre, settings.PretrainSettings)
     pre.add_argument("--resume", action="store_true", help="continue the run in --log-dir")
 
     tst = commands.add_parser("test", parents=[common], formatter_class=formatter,
@@ -638,9 +543,13 @@ def parser() -> argparse.ArgumentParser:
                               help="validation accuracy over adaptation steps x learning rates")
     for sub in (tst, swp):
         sub.add_argument("--log-dir", required=True, help="a pretrain run folder")
-        sub.add_argument("--num-support", type=int, default=5, help="K, support examples per class")
-    tst.add_argument("--num-test-tasks", type=int, default=600, help="test tasks")
-    swp.add_argument("--num-val-tasks", type=int, default=100, help="validation tasks")
+        sub.add_argument("--num-support", type=int, default=settings.ASSIGNMENT.num_support,
+                         help="K, support examples per class")
+    tst.add_argument("--num-test-tasks", type=int, default=training.NUM_TEST_TASKS, help="test tasks")
+    tst.add_argument("--transfer-steps", type=int, default=None,
+                     help="gradient steps on the new head (default: the run's)")
+    tst.add_argument("--transfer-lr", type=float, default=None, help="learning rate of the head (default: the run's)")
+    swp.add_argument("--num-val-tasks", type=int, default=settings.ASSIGNMENT.num_val_tasks, help="validation tasks")
     swp.add_argument("--steps", type=int, nargs="+", default=[10, 30, 100, 300], help="adaptation steps to try")
     swp.add_argument("--lrs", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3, 1.0],
                      help="learning rates to try")
@@ -650,28 +559,19 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--maml-dir", required=True, help="a maml.py run folder (hparams.json, weights.npz)")
     cmp.add_argument("--transfer-dir", required=True, help="a pretrain run folder")
     cmp.add_argument("--shots", type=int, nargs="+", default=[5, 1], help="K values to test")
-    cmp.add_argument("--num-test-tasks", type=int, default=600, help="test tasks per K")
+    cmp.add_argument("--num-test-tasks", type=int, default=training.NUM_TEST_TASKS, help="test tasks per K")
     cmp.add_argument("--out-dir", default=None, help="where the table goes (default: --transfer-dir)")
     cmp.add_argument("--plot", default=None, help="joint plot path (default: OUT_DIR/comparison_val_accuracy.png)")
-    for sub in (pre, tst):
-        sub.add_argument("--transfer-steps", type=int, default=TRANSFER_STEPS if sub is pre else None,
-                         help="gradient steps on the new head" + ("" if sub is pre else " (default: the run's)"))
-        sub.add_argument("--transfer-lr", type=float, default=TRANSFER_LR if sub is pre else None,
-                         help="learning rate of the head" + ("" if sub is pre else " (default: the run's)"))
     return p
-
-
-def default_log_dir(args: argparse.Namespace) -> str:
-    return (f"runs/transfer_bs{args.batch_size}_lr{args.learning_rate:g}_ep{args.num_epochs:g}"
-            f"_seed{args.seed}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    maml.configure_threads(args.intra_op_threads, args.inter_op_threads)
+    training.configure_threads(args.intra_op_threads, args.inter_op_threads)
     if args.command == "pretrain":
-        args.log_dir = args.log_dir or default_log_dir(args)
-        pretrain(args)
+        values = settings.from_args(settings.PretrainSettings, args)
+        args.log_dir = args.log_dir or settings.default_pretrain_dir(values)
+        pretrain(args, values)
     else:
         {"test": test, "sweep": sweep, "compare": compare}[args.command](args)
 

@@ -6,7 +6,7 @@ KIND is ``fomaml``, ``mamlpp`` (a ``maml.py`` run) or ``transfer`` (a
 ``maml_transfer.py pretrain`` run). For each run it loads ``weights.npz`` into
 the model its ``hparams.json`` describes and measures the query accuracy after
 adaptation on the same fixed validation tasks the training program validated
-on (``maml.VAL_SEED``, the run's N, K, Q and number of tasks), so the result
+on (``training.VAL_SEED``, the run's N, K, Q and number of tasks), so the result
 can be compared with the last row of its ``history.csv``.
 
 It imports ``maml`` and ``maml_transfer`` from the handout folder (the code
@@ -51,11 +51,13 @@ def evaluate(kind: str, folder: Path, modules: dict) -> dict:
 
     maml, transfer = modules["maml"], modules.get("maml_transfer")
     import load_data
+    import training
+    from scaffold import mean_and_ci95
 
     hp = json.loads((folder / "hparams.json").read_text(encoding="utf-8"))["hparams"]
     data = load_data.load_omniglot(progress=False)
     sampler = load_data.TaskSampler(data, "val", hp["num_way"], hp["num_support"], hp["num_query"],
-                                    seed=maml.VAL_SEED)
+                                    seed=training.VAL_SEED)
     tasks = [sampler.task(i) for i in range(hp["num_val_tasks"])]
     if kind == "transfer":
         if transfer is None:
@@ -66,7 +68,7 @@ def evaluate(kind: str, folder: Path, modules: dict) -> dict:
         model = maml.build_maml(hp)
         model.load_weights(folder / "weights.npz")
         _, query = model.evaluate(tasks, chunk_size=hp["meta_batch_size"])
-    mean, ci = maml.mean_and_ci95(np.asarray(query))
+    mean, ci = mean_and_ci95(np.asarray(query))
     return {"accuracy": mean, "ci95": ci, "num_tasks": len(tasks)}
 
 
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             out["imports"][name] = describe(error)
     if "maml" in modules:
         try:
-            modules["maml"].configure_threads(1, 0)
+            import training
+
+            training.configure_threads(1, 0)
         except Exception:  # noqa: BLE001 - threads are an optimisation
             pass
     for spec in args.runs:

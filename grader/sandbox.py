@@ -59,7 +59,7 @@ from grader.failures import SandboxError, StudentFailure, StudentTimeout, descri
 from grader.files import GRADER_DIR, ROOT, file_digests
 
 STUDENT_FILES = ("maml.py", "maml_transfer.py")
-SCAFFOLD_FILES = ("load_data.py",)  # given to students unchanged: always the grader's copy
+SCAFFOLD_FILES = ("load_data.py", "settings.py", "runs.py", "scaffold.py", "training.py")  # provided: the grader's copy
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
         "worker.main(sys.argv[2])")
 UID_RANGE = (1_900_000_000, 2_000_000_000)  # far above any account: a uid of its own per sandbox

@@ -35,7 +35,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -43,6 +42,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import load_data
+import settings  # the handout's settings.py (no TensorFlow): the MAML++ settings' names
 from grader import submission
 from grader.files import ROOT
 from load_data import atomic_output
@@ -58,10 +59,6 @@ OPTIONAL_FILES = {  # kind -> glob patterns copied when present
                  "comparison_val_accuracy.png", "sweep_*way_*shot.json", "sweep_*way_*shot.md"),
     "mamlpp": ("test_results_*way_*shot.json",),
 }
-# maml.MAMLPP_TECHNIQUES (hparams key -> the paper's name); tests/test_submission.py checks they agree.
-MAMLPP_TECHNIQUES = {"multi_step_loss": "MSL", "per_step_inner_lrs": "LSLR", "per_step_bn_stats": "BNRS",
-                     "per_step_bn_weights": "BNWB", "derivative_annealing": "DA", "cosine_outer_lr": "CA"}
-MAMLPP_SETTINGS = ("msl_iterations", "da_iterations", "min_outer_lr")
 
 _BLOCK = re.compile(r"^<!-- BEGIN GENERATED (?P<key>[a-z]+)\b[^\n]*?-->\n(?P<body>.*?)\n?"
                     r"^<!-- END GENERATED (?P=key)(?: digest=(?P<digest>[0-9a-f]+))? -->$", re.M | re.S)
@@ -92,7 +89,7 @@ def read_hparams(path: Path) -> dict:
 
 def techniques(hp: dict) -> list[str]:
     """MAML++ techniques (MSL, LSLR, ...) switched on in a maml.py run's hyper-parameters."""
-    return [short for key, short in MAMLPP_TECHNIQUES.items() if hp.get(key)]
+    return settings.mamlpp_techniques(hp)
 
 
 def _check_run(kind: str, run: Path) -> None:
@@ -126,17 +123,6 @@ def _run_files(kind: str, run: Path) -> list[Path]:
     for pattern in OPTIONAL_FILES[kind]:
         found += sorted(p for p in run.glob(pattern) if p.is_file())
     return found
-
-
-def _replace_folder(staging: Path, target: Path) -> None:
-    """Moves the finished ``staging`` folder onto ``target`` (never a half-written target)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def mamlpp_run_names(runs: list[Path]) -> list[str]:
@@ -175,7 +161,7 @@ def copy_runs(root: Path, kind: str, runs: list[Path]) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             for source in _run_files(kind, run):
                 shutil.copyfile(source, folder / source.name)
-        _replace_folder(staging, results / kind)
+        load_data.replace_folder(staging, results / kind)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -226,7 +212,7 @@ def final_row(folder: Path) -> dict[str, float]:
 
 def _maml_hparam_rows(hp: dict) -> list[list[str]]:
     mamlpp = bool(techniques(hp))
-    skip = set() if mamlpp else {*MAMLPP_TECHNIQUES, *MAMLPP_SETTINGS}
+    skip = set() if mamlpp else {*settings.MAMLPP_TECHNIQUES, *settings.MAMLPP_SETTINGS}
     return [[_flag(key), _value(value)] for key, value in hp.items() if key not in skip]
 
 

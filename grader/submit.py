@@ -38,6 +38,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import settings  # the handout's settings.py (no TensorFlow)
 from grader import student_report, submission, version
 from grader.files import ROOT
 from grader.student_report import RESULTS, ReportError
@@ -48,8 +49,9 @@ from grader.student_report import RESULTS, ReportError
 ACCURACY_TOLERANCE = 0.01
 RECHECK_TIMEOUT = 1200  # seconds for importing the code and re-evaluating every run
 # The assignment's settings (README): a run that differs gets a "!" line, not a failure.
-ASSIGNMENT_SETTINGS = {"num_way": 5, "num_support": 5, "num_query": 15, "num_inner_steps": 5, "inner_lr": 0.4,
-                       "outer_lr": 0.001, "first_order": True, "meta_batch_size": 8, "num_iterations": 1000}
+ASSIGNMENT_SETTINGS = {key: getattr(settings.ASSIGNMENT, key) for key in (
+    "num_way", "num_support", "num_query", "num_inner_steps", "inner_lr", "outer_lr", "first_order", "meta_batch_size",
+    "num_iterations")}
 PASS, FAIL, WARN = "pass", "fail", "warn"
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import load_data  # noqa: E402
 import maml  # noqa: E402
+import training  # noqa: E402
 
 
 def seconds_per_iteration(data, meta_batch_size: int, steps: int) -> tuple[float, float]:
@@ -52,7 +53,7 @@ def time_to_target(data, meta_batch_size: int, seed: int, target: float, val_int
     start = time.perf_counter()
     model = maml.MAML(num_way=5, seed=seed)
     sampler = load_data.TaskSampler(data, "train", 5, 5, 15, seed=seed)
-    val = load_data.TaskSampler(data, "val", 5, 5, 15, seed=maml.VAL_SEED)
+    val = load_data.TaskSampler(data, "val", 5, 5, 15, seed=training.VAL_SEED)
     val_tasks = [val.task(i) for i in range(100)]
     for step in range(max_iterations):
         model.train_step(sampler.batch(step, meta_batch_size))
@@ -72,10 +73,9 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.8)
     parser.add_argument("--val-interval", type=int, default=5)
     parser.add_argument("--max-iterations", type=int, default=1000)
-    parser.add_argument("--intra-op-threads", type=int, default=1)
-    parser.add_argument("--inter-op-threads", type=int, default=0)
+    training.add_thread_arguments(parser, intra=1)
     args = parser.parse_args()
-    maml.configure_threads(args.intra_op_threads, args.inter_op_threads)
+    training.configure_threads(args.intra_op_threads, args.inter_op_threads)
 
     import tensorflow as tf
 

@@ -65,7 +65,7 @@ VARIANTS = {  # name -> code put at the start of the reference's outer_loop body
         "            for images_support, labels_support, images_query, labels_query in task_batch:\n"
         "                extra, _ = self.inner_loop(tf.roll(images_support, shift, axis=0),\n"
         "                                           tf.roll(labels_support, shift, axis=0), train)\n"
-        "                slow += cross_entropy(_forward(images_query, extra), labels_query)\n"),
+        "                slow += cross_entropy(forward(images_query, extra), labels_query)\n"),
     "hang": "        while True:\n            pass\n",
     "memory": ("        import numpy\n        hoard = []\n        while True:\n"
                "            hoard.append(numpy.ones(2**20))\n"),

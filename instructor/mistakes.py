@@ -62,11 +62,11 @@ _FINE_TUNE_EVERYTHING = """\
     for _ in tf.range(num_steps):
         with tf.GradientTape() as tape:
             tape.watch(parameters)
-            loss = cross_entropy(maml._forward(images_support, parameters), labels_support)
+            loss = cross_entropy(maml.forward(images_support, parameters), labels_support)
         gradients = tape.gradient(loss, parameters)
         parameters = {name: value - learning_rate * gradients[name] for name, value in parameters.items()}
     head = {HEAD_WEIGHT: parameters[HEAD_WEIGHT], HEAD_BIAS: parameters[HEAD_BIAS]}
-    return accuracy(maml._forward(images_query, parameters), labels_query), head
+    return accuracy(maml.forward(images_query, parameters), labels_query), head
 """
 
 _FOLDER = tempfile.TemporaryDirectory(prefix="mistakes-")  # the mutated files; removed at exit
@@ -112,8 +112,8 @@ MISTAKES: tuple[Mistake, ...] = (
 """),)),
     Mistake("argmax_wrong_axis", "maml.py", (
         (INNER, "accuracy(logits, labels)", _WRONG_AXIS.format(logits="logits", labels="labels")),
-        (INNER, "accuracy(_forward(images, parameters), labels)",
-         _WRONG_AXIS.format(logits="_forward(images, parameters)", labels="labels")),
+        (INNER, "accuracy(forward(images, parameters), labels)",
+         _WRONG_AXIS.format(logits="forward(images, parameters)", labels="labels")),
         (OUTER, "accuracy(logits, labels_query)", _WRONG_AXIS.format(logits="logits", labels="labels_query")),
     )),
     # ---- MAML.outer_loop
@@ -128,10 +128,10 @@ MISTAKES: tuple[Mistake, ...] = (
          "tf.concat([labels_support, labels_query], 0), train)"),)),
     Mistake("outer_loss_on_support", "maml.py", (
         (OUTER, "outer_losses.append(cross_entropy(logits, labels_query))",
-         "outer_losses.append(cross_entropy(_forward(images_support, parameters), labels_support))"),)),
+         "outer_losses.append(cross_entropy(forward(images_support, parameters), labels_support))"),)),
     Mistake("outer_loss_before_adaptation", "maml.py", (
-        (OUTER, "logits = _forward(images_query, parameters)",
-         "logits = _forward(images_query, self.meta_parameters)"),)),
+        (OUTER, "logits = forward(images_query, parameters)",
+         "logits = forward(images_query, self.meta_parameters)"),)),
     Mistake("query_accuracy_of_last_task", "maml.py", (
         (OUTER, "tf.reduce_mean(tf.stack(accuracies_query)),", "accuracies_query[-1],"),)),
     # ---- transfer_learn

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 import load_data
 import maml
-from maml import MAML, _forward, cross_entropy
+from maml import MAML, cross_entropy, forward
+from scaffold import mean_and_ci95
 
 
 def as_float64(task):
@@ -102,9 +103,9 @@ def test_batch_norm_second_derivatives_match_finite_differences():
 def test_forward_shapes_and_purity(tasks32):
     params = maml.init_parameters(5)
     images = tasks32[0].images_query
-    logits = _forward(tf.constant(images), params)
+    logits = forward(tf.constant(images), params)
     assert logits.shape == (75, 5) and logits.dtype == tf.float32
-    np.testing.assert_array_equal(logits, _forward(tf.constant(images), params))
+    np.testing.assert_array_equal(logits, forward(tf.constant(images), params))
 
 
 # ------------------------------------------------------------- inner loop
@@ -116,7 +117,7 @@ def manual_adaptation(meta, lrs, images, labels, steps):
     for _ in range(steps):
         with tf.GradientTape() as tape:
             tape.watch(params)
-            loss = cross_entropy(_forward(images, params), labels)
+            loss = cross_entropy(forward(images, params), labels)
         grads = tape.gradient(loss, params)
         params = {k: params[k] - float(lrs[k].numpy()) * grads[k] for k in params}
     return params
@@ -133,7 +134,7 @@ def test_inner_loop_is_sgd_on_the_support_loss(tasks64, steps):
     for name in expected:
         np.testing.assert_allclose(adapted[name], expected[name], rtol=1e-10, atol=1e-12)
     assert accuracies.shape == (steps + 1,)
-    final = maml.accuracy(_forward(images, expected), labels)
+    final = maml.accuracy(forward(images, expected), labels)
     np.testing.assert_allclose(accuracies[-1], final)
     for name, value in before.items():  # meta-parameters untouched
         np.testing.assert_array_equal(model.meta_parameters[name].numpy(), value)
@@ -145,7 +146,7 @@ def test_inner_loop_accuracies_are_taken_before_each_step(tasks64):
     _, accuracies = model.inner_loop(images, labels, train=False)
     for step in range(3):
         params = manual_adaptation(model.meta_parameters, model.inner_lrs, images, labels, step)
-        np.testing.assert_allclose(accuracies[step], maml.accuracy(_forward(images, params), labels))
+        np.testing.assert_allclose(accuracies[step], maml.accuracy(forward(images, params), labels))
 
 
 def test_inner_loop_uses_the_inner_learning_rate_variables(tasks64):
@@ -166,7 +167,7 @@ def test_outer_loss_is_the_mean_query_loss_after_adaptation(tasks64):
     losses, query_accuracies, support_accuracies = [], [], []
     for images_s, labels_s, images_q, labels_q in tasks64:
         params = manual_adaptation(model.meta_parameters, model.inner_lrs, images_s, labels_s, 2)
-        logits = _forward(images_q, params)
+        logits = forward(images_q, params)
         losses.append(float(cross_entropy(logits, labels_q)))
         query_accuracies.append(float(maml.accuracy(logits, labels_q)))
         support_accuracies.append(model.inner_loop(images_s, labels_s, False)[1].numpy())
@@ -186,7 +187,7 @@ def test_first_order_meta_gradient_is_the_query_gradient_at_the_adapted_paramete
         params = manual_adaptation(model.meta_parameters, model.inner_lrs, images_s, labels_s, 2)
         with tf.GradientTape() as direct:
             direct.watch(params)
-            query_loss = cross_entropy(_forward(images_q, params), labels_q)
+            query_loss = cross_entropy(forward(images_q, params), labels_q)
         for k, g in direct.gradient(query_loss, params).items():
             expected[k] = expected[k] + g.numpy() / len(tasks64)
     for name in expected:
@@ -322,7 +323,7 @@ def test_evaluate_is_per_task_and_pads_the_last_chunk(tasks32):
 
 def test_mean_and_ci95():
     values = np.array([0.6, 0.8, 1.0, 0.8])
-    mean, half_width = maml.mean_and_ci95(values)
+    mean, half_width = mean_and_ci95(values)
     assert mean == pytest.approx(0.8)
     assert half_width == pytest.approx(1.96 * np.sqrt(((0.04 + 0 + 0.04 + 0) / 3)) / 2)
 

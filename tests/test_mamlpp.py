@@ -18,7 +18,11 @@ import tensorflow as tf
 
 import load_data
 import maml
+import runs
+import settings
+import training
 from conftest import ROOT, run_python
+from grader.sandbox import SCAFFOLD_FILES
 from instructor.release.markers import stub_source
 from maml import MAML, MAMLPlusPlus
 
@@ -179,7 +183,7 @@ def test_running_statistics_are_kept_per_layer_and_step(tasks64):
 
     # They are kept, not used to normalise: the forward pass is plain MAML's in both modes.
     for train in (True, False):
-        np.testing.assert_allclose(model.forward(images, phi[1], 1, train), maml._forward(images, phi[1]),
+        np.testing.assert_allclose(model.forward(images, phi[1], 1, train), maml.forward(images, phi[1]),
                                    rtol=1e-10, atol=1e-12)
 
 
@@ -205,11 +209,11 @@ def test_per_step_bn_weights_are_per_layer_and_step_and_meta_learned(tasks64):
 
     images = tasks64[0][0]
     theta = dict(model.meta_parameters)
-    np.testing.assert_allclose(model.forward(images, theta, 1, True), maml._forward(images, theta), rtol=1e-10)
+    np.testing.assert_allclose(model.forward(images, theta, 1, True), maml.forward(images, theta), rtol=1e-10)
     model.bn_weights["gamma1_step1"].assign(np.full(64, 2.0))
     model.bn_weights["beta1_step1"].assign(np.full(64, 0.5))
-    np.testing.assert_allclose(model.forward(images, theta, 0, True), maml._forward(images, theta), rtol=1e-10)
-    assert not np.allclose(model.forward(images, theta, 1, True), maml._forward(images, theta))
+    np.testing.assert_allclose(model.forward(images, theta, 0, True), maml.forward(images, theta), rtol=1e-10)
+    assert not np.allclose(model.forward(images, theta, 1, True), maml.forward(images, theta))
 
     # Second order: every step's scale and shift reaches the outer loss (step 0 through the
     # first inner gradient). They are not adapted: phi has only the meta-parameters' keys.
@@ -307,16 +311,16 @@ def _without_bn_betas(path, tmp_path):
 ])
 def test_bad_flag_combinations_say_what_to_change(flags, message):
     with pytest.raises(SystemExit, match=message):
-        maml.finish_mamlpp_args(maml.parser().parse_args(flags))
+        training.parse(flags)
 
 
 def test_mamlpp_flag_switches_on_all_six_and_second_order():
-    args = maml.finish_mamlpp_args(maml.parser().parse_args(["--mamlpp"]))
-    hp = maml._hparams(args)
-    assert maml.mamlpp_techniques(hp) == ["MSL", "LSLR", "BNRS", "BNWB", "DA", "CA"]
+    hp = settings.record(training.parse(["--mamlpp"])[1])
+    assert settings.mamlpp_techniques(hp) == ["MSL", "LSLR", "BNRS", "BNWB", "DA", "CA"]
     assert hp["first_order"] is False
-    plain = maml._hparams(maml.finish_mamlpp_args(maml.parser().parse_args([])))
-    assert maml.mamlpp_techniques(plain) == [] and plain["first_order"] is True
+    plain = settings.record(training.parse([])[1])
+    assert plain == settings.record(settings.ASSIGNMENT)
+    assert settings.mamlpp_techniques(plain) == [] and plain["first_order"] is True
     assert type(maml.build_maml(plain)) is MAML
 
 
@@ -333,13 +337,13 @@ def test_all_techniques_on_learn_omniglot(tmp_path):
     flags = [*SMALL, "--mamlpp", "--num-iterations", "30", "--msl-iterations", "10", "--da-iterations", "20"]
     result = run_python(["maml.py", "--log-dir", str(log_dir), *flags], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    history = maml.read_history(log_dir / "history.csv")
+    history = runs.read_history(log_dir / "history.csv")
     assert [r["iteration"] for r in history] == [0, 10, 20, 30]
     start, final = history[0]["val_accuracy_query"], history[-1]["val_accuracy_query"]
     # chance is 0.2; two inner steps from the random initialisation already give about 0.73
     assert final >= 0.6 and final >= start + 0.03, f"{start:.3f} -> {final:.3f} in 30 iterations: {history}"
     hp = json.loads((log_dir / "hparams.json").read_text())["hparams"]
-    assert maml.mamlpp_techniques(hp) == ["MSL", "LSLR", "BNRS", "BNWB", "DA", "CA"]
+    assert settings.mamlpp_techniques(hp) == ["MSL", "LSLR", "BNRS", "BNWB", "DA", "CA"]
     assert hp["first_order"] is False and hp["da_iterations"] == 20
     with np.load(log_dir / "weights.npz") as weights:
         names = set(weights.files)
@@ -367,9 +371,8 @@ def test_resume_restores_the_per_step_state(tmp_path):
             "--derivative-annealing", "--da-iterations", "3"]
 
     def train(log_dir, iterations, *extra):
-        args = maml.parser().parse_args(["--log-dir", str(log_dir), "--num-iterations", str(iterations),
-                                         *tiny, *extra])
-        return maml.train(maml.finish_mamlpp_args(args))
+        args, values = training.parse(["--log-dir", str(log_dir), "--num-iterations", str(iterations), *tiny, *extra])
+        return training.train(args, values, maml.build_maml)
 
     train(tmp_path / "one", 4)
     train(tmp_path / "two", 2)
@@ -391,7 +394,8 @@ def test_the_handout_trains_maml_with_the_extra_credit_left_to_the_student(tmp_p
     region = handout[handout.index(banner):handout.index(end_banner)]
     assert "BEGIN SOLUTION" not in region and region.count("raise NotImplementedError") == 7
     (tmp_path / "maml.py").write_text(source[:source.index(banner)] + region + source[source.index(end_banner):])
-    shutil.copy(ROOT / "load_data.py", tmp_path)
+    for provided in SCAFFOLD_FILES:
+        shutil.copy(ROOT / provided, tmp_path)
     tiny = ["--num-way", "2", "--num-support", "1", "--num-query", "2", "--meta-batch-size", "2",
             "--num-inner-steps", "1", "--num-iterations", "2", "--val-interval", "2", "--num-val-tasks", "2"]
     env = {**os.environ, load_data.DATA_DIR_ENV: str(load_data.data_dir())}  # the cached data set

@@ -220,8 +220,9 @@ def test_handout_layout_readme_and_requirements(handout, released):
     with zipfile.ZipFile(zip_path) as archive_file:
         names = archive_file.namelist()
     assert names == sorted(f"{handout.folder}/{path}" for path in handout.files)
-    expected_top = {"maml.py", "maml_transfer.py", "load_data.py", "report_template.md", "requirements.txt",
-                    "README.md", "grader"} - ({"maml_transfer.py"} if not HAS_TRANSFER else set())
+    expected_top = {"maml.py", "maml_transfer.py", "load_data.py", "settings.py", "runs.py", "scaffold.py",
+                    "training.py", "report_template.md", "requirements.txt", "README.md", "grader"} - (
+        {"maml_transfer.py"} if not HAS_TRANSFER else set())
     expected_top |= {"requirements-base.txt", "requirements-gpu.txt", build.NOTEBOOK}  # GPU install, Colab
     assert {p.split("/")[0] for p in handout.files} == expected_top
     assert {p.name for p in folder.iterdir()} == expected_top
@@ -231,7 +232,8 @@ def test_handout_layout_readme_and_requirements(handout, released):
         assert handout.files[plain] == (ROOT / plain).read_bytes()
     edited = {**handout.files, build.NOTEBOOK: b"{}"}  # fixing the notebook keeps the version
     assert build.version_digest(edited) == build.version_digest(handout.files)
-    assert handout.files["load_data.py"] == (ROOT / "load_data.py").read_bytes()  # nothing to stub there
+    for provided in ("load_data.py", "settings.py", "runs.py", "scaffold.py", "training.py"):  # nothing to stub
+        assert handout.files[provided] == (ROOT / provided).read_bytes()
     readme = handout.files["README.md"].decode()
     settings = config.load_config(ROOT / build.CONFIG)
     assert "{{" not in readme and "}}" not in readme
@@ -414,7 +416,8 @@ def test_local_grader_explains_wrong_results_and_broken_code(handout, student_co
     assert loss.status == "failed" and "the outer loss differs from the reference" in loss.message
     assert "Traceback" not in child.stdout
 
-    maml_py.write_text(solved.replace("class MAML:", "class MAML(:", 1))
+    assert "class MAML(MetaLearner):" in solved
+    maml_py.write_text(solved.replace("class MAML(MetaLearner):", "class MAML(:", 1))
     child, results = run_grader(student_copy, None, "-k", "inner_loop")
     assert results.tests and all(t.status == "error" for t in results.tests)
     assert all(t.message.startswith("could not import maml.py: SyntaxError") for t in results.tests)

@@ -39,9 +39,10 @@ from conftest import run_python  # noqa: E402
 from grader import student_report, submission  # noqa: E402
 from grader.results import Results  # noqa: E402
 from grader.submission import SubmissionError  # noqa: E402
+from instructor.release import build  # noqa: E402
 
 VERSION = "2025.1+0123456789ab"  # the stamp of the test's handout copy
-HANDOUT_FILES = ("maml.py", "maml_transfer.py", "load_data.py", "report_template.md")
+HANDOUT_FILES = (*build.STUDENT_CODE, "report_template.md")
 KOREAN = "송재현"
 NUMBER = "2020-12345"
 
@@ -271,13 +272,6 @@ def test_bad_names_and_student_numbers_are_refused_and_write_nothing(tmp_path, n
 def test_course_config_names_the_same_zip():
     config = tomllib.loads((ROOT / "instructor/course.toml").read_text(encoding="utf-8"))
     assert config["assignment"]["zip_name"] == submission.ZIP_NAME
-
-
-def test_mamlpp_technique_names_match_maml():
-    import maml
-
-    assert student_report.MAMLPP_TECHNIQUES == maml.MAMLPP_TECHNIQUES
-    assert student_report.MAMLPP_SETTINGS == maml.MAMLPP_SETTINGS
 
 
 # ---------------------------------------------------------------- writing and reading zips

@@ -16,6 +16,8 @@ from PIL import Image
 
 import load_data
 import maml
+from runs import read_history
+from training import VAL_SEED
 from conftest import ROOT, run_python
 
 
@@ -30,7 +32,7 @@ def trained(tmp_path_factory):
 
 def test_reference_reaches_80_percent_validation_accuracy_within_1000_iterations(trained):
     log_dir, result = trained
-    history = maml.read_history(log_dir / "history.csv")
+    history = read_history(log_dir / "history.csv")
     assert [row["iteration"] for row in history] == list(range(0, 10 * len(history), 10))
     final = history[-1]
     assert final["val_accuracy_query"] >= 0.8
@@ -49,10 +51,10 @@ def test_saved_weights_are_the_final_meta_parameters(trained, omniglot):
     assert hp["first_order"] is True
     model = maml.build_maml(hp)
     model.load_weights(log_dir / "weights.npz")
-    sampler = load_data.TaskSampler(omniglot, "val", 5, 5, 15, seed=maml.VAL_SEED)
+    sampler = load_data.TaskSampler(omniglot, "val", 5, 5, 15, seed=VAL_SEED)
     _, query = model.evaluate([sampler.task(i) for i in range(hp["num_val_tasks"])],
                               chunk_size=hp["meta_batch_size"])
-    final = maml.read_history(log_dir / "history.csv")[-1]
+    final = read_history(log_dir / "history.csv")[-1]
     assert query.mean() == pytest.approx(final["val_accuracy_query"], abs=1e-3)
 
 
@@ -86,38 +88,55 @@ def test_an_existing_run_is_never_overwritten(trained):
     assert (log_dir / "history.csv").read_bytes() == before
 
 
-def test_interrupt_then_resume_gives_the_same_weights_as_one_run(tmp_path):
+# program -> (command, the flag of its length and its value for n steps, the step's name, its other flags)
+PROGRAMS = {
+    "maml": (["maml.py"], "--num-iterations", str, "iteration",
+             ["--val-interval", "2", "--num-val-tasks", "16", "--seed", "3"]),
+    "pretrain": (["maml_transfer.py", "pretrain"], "--num-epochs", lambda n: repr(n / 220), "step",  # 220 batches
+                 ["--batch-size", "100", "--val-interval", "2", "--num-val-tasks", "8", "--seed", "3"]),
+}
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_interrupt_then_resume_gives_the_same_weights_as_one_run(tmp_path, program):
+    command, length, steps, unit, common = PROGRAMS[program]
     interrupted = tmp_path / "interrupted"
-    common = ["--val-interval", "2", "--num-val-tasks", "16", "--seed", "3"]
     process = subprocess.Popen(
-        [sys.executable, "maml.py", "--log-dir", str(interrupted), "--num-iterations", "1000", *common],
+        [sys.executable, *command, "--log-dir", str(interrupted), length, steps(1000), *common],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while len(maml.read_history(interrupted / "history.csv")) < 3:  # iterations 0, 2, 4 validated
+    while len(read_history(interrupted / "history.csv")) < 3:  # steps 0, 2, 4 validated
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode != 0
     assert "checkpoint saved" in stderr and "--resume" in stderr
-    stopped_at = int(stderr.split("Interrupted at iteration ")[1].split(";")[0])
+    stopped_at = int(stderr.split(f"Interrupted at {unit} ")[1].split(";")[0])
     total = stopped_at + 3
 
-    resumed = run_python(["maml.py", "--log-dir", str(interrupted), "--resume",
-                          "--num-iterations", str(total), *common])
+    resumed = run_python([*command, "--log-dir", str(interrupted), "--resume", length, steps(total), *common])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resuming {interrupted} from iteration {stopped_at}" in resumed.stdout
+    assert f"Resuming {interrupted} from {unit} {stopped_at}" in resumed.stdout
     straight = tmp_path / "straight"
-    once = run_python(["maml.py", "--log-dir", str(straight), "--num-iterations", str(total), *common])
+    once = run_python([*command, "--log-dir", str(straight), length, steps(total), *common])
     assert once.returncode == 0, once.stderr[-3000:]
 
     with np.load(interrupted / "weights.npz") as a, np.load(straight / "weights.npz") as b:
         assert a.files == b.files
         for name in a.files:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-7, err_msg=name)
-    history = maml.read_history(interrupted / "history.csv")
+    history = read_history(interrupted / "history.csv")
     assert [r["iteration"] for r in history] == sorted({r["iteration"] for r in history})
     assert history[-1]["iteration"] == total
+
+
+def test_the_resume_hint_of_plain_fomaml_names_no_mamlpp_flag():
+    import settings
+
+    assert settings.cli_flags(settings.ASSIGNMENT) == []
+    assert settings.cli_flags(settings.MAMLSettings(inner_lr=0.1, first_order=False)) == ["--inner-lr 0.1",
+                                                                                          "--second-order"]
 
 
 def test_help_lists_the_assignment_defaults():

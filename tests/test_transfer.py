@@ -20,6 +20,8 @@ import tensorflow as tf
 import load_data
 import maml
 import maml_transfer as mt
+from runs import read_history
+from training import VAL_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_WAY = 5
@@ -41,7 +43,7 @@ def frozen() -> dict[str, tf.Variable]:
             for name, value in mt.feature_parameters(maml.init_parameters(NUM_WAY, seed=0)).items()}
 
 
-def _task(data, split="val", shots=5, seed=maml.VAL_SEED, index=0) -> tuple[tf.Tensor, ...]:
+def _task(data, split="val", shots=5, seed=VAL_SEED, index=0) -> tuple[tf.Tensor, ...]:
     task = load_data.TaskSampler(data, split, NUM_WAY, shots, 15, seed=seed).task(index)
     return tuple(tf.convert_to_tensor(part) for part in task)
 
@@ -66,7 +68,7 @@ def test_frozen_parameters_stay_bit_identical_and_only_the_head_moves(frozen, ta
     assert np.abs(head["w4"].numpy()).max() > 0  # it moved away from the zero start
     # The returned accuracy is that of the frozen features with this head, computed
     # by part 1's network: no other (e.g. fine-tuned) parameters were used.
-    logits = maml._forward(task[2], {**frozen, **head})
+    logits = maml.forward(task[2], {**frozen, **head})
     assert float(accuracy_query) == pytest.approx(float(maml.accuracy(logits, task[3])), abs=1e-6)
     # Compiled, as the scaffold runs it: still nothing changes, and it traces (no eager fallback).
     evaluator = mt.TransferEvaluator(NUM_WAY, chunk_size=2)
@@ -119,7 +121,7 @@ def test_extract_features_is_part_1_network_without_its_head(frozen, task):
     head = {"w4": tf.random.stateless_normal((64, NUM_WAY), seed=(1, 2)),
             "b4": tf.random.stateless_normal((NUM_WAY,), seed=(3, 4))}
     np.testing.assert_allclose(mt.head_logits(mt.extract_features(task[2], frozen), head).numpy(),
-                               maml._forward(task[2], {**frozen, **head}).numpy(), rtol=1e-6, atol=1e-6)
+                               maml.forward(task[2], {**frozen, **head}).numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ------------------------------------------------------------ scaffold pieces
@@ -161,7 +163,7 @@ def pretrained(tmp_path_factory) -> Path:
 
 
 def test_short_pretraining_transfers_clearly_above_chance(pretrained):
-    history = maml.read_history(pretrained / "history.csv")
+    history = read_history(pretrained / "history.csv")
     assert [row["iteration"] for row in history] == [0, 57, 114, 171]
     start, end = history[0]["val_accuracy_query"], history[-1]["val_accuracy_query"]
     assert end > 0.6, f"transfer accuracy {end:.3f} after one epoch; chance is 0.2"

@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import load_data  # noqa: E402
 import maml  # noqa: E402
+import training  # noqa: E402
+from runs import read_history  # noqa: E402
 
 # maml.py flags shared by both methods: the unstable setting (see the README for the measurements)
 SETTING = ["--num-way", "5", "--num-support", "1", "--num-query", "5", "--meta-batch-size", "4",
@@ -51,18 +53,18 @@ METHODS = {  # name -> (label, extra maml.py flags)
 
 def run_one(log_dir: Path, flags: list[str]) -> dict:
     """Trains one run folder to the end with maml.py's training program; returns its summary."""
-    args = maml.finish_mamlpp_args(maml.parser().parse_args(["--log-dir", str(log_dir), *flags]))
-    history = maml.read_history(log_dir / "history.csv")
-    done = (log_dir / "weights.npz").is_file() and history and history[-1]["iteration"] >= args.num_iterations
+    args, values = training.parse(["--log-dir", str(log_dir), *flags])
+    history = read_history(log_dir / "history.csv")
+    done = (log_dir / "weights.npz").is_file() and history and history[-1]["iteration"] >= values.num_iterations
     error = None
     if not done:
         args.resume = (log_dir / "hparams.json").is_file()
         try:
-            maml.train(args)
+            training.train(args, values, maml.build_maml)
         except FloatingPointError as diverged:  # a diverged run is a result, not a crash
             error = str(diverged)
             print(f"{log_dir.name}: {error}")
-        history = maml.read_history(log_dir / "history.csv")
+        history = read_history(log_dir / "history.csv")
     return summarise(history, error)
 
 
@@ -115,7 +117,7 @@ def plot(runs: dict[int, dict], path: Path, title: str, ylim: tuple[float, float
     length = min(len(r["iterations"]) for r in runs.values())  # a diverged run stops early
     iterations = np.array(next(iter(runs.values()))["iterations"][:length])
     curves = np.array([r["val_accuracy"][:length] for r in runs.values()])
-    fig, ax = maml.new_figure()
+    fig, ax = training.new_figure()
     ax.fill_between(iterations, curves.min(axis=0), curves.max(axis=0), color="C0", alpha=0.2,
                     label="spread over seeds (min to max)")
     for seed, run in runs.items():
@@ -129,7 +131,7 @@ def plot(runs: dict[int, dict], path: Path, title: str, ylim: tuple[float, float
            ylim=ylim, title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    maml.save_figure(fig, path, dpi=100)
+    training.save_figure(fig, path, dpi=100)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -147,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    maml.configure_threads(1, 0)
+    training.configure_threads(1, 0)
     out = Path(args.out)
     common = [*SETTING, "--num-iterations", str(args.num_iterations), "--val-interval", str(args.val_interval),
               "--num-val-tasks", str(args.num_val_tasks)]
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
 
     everything = np.concatenate([r["val_accuracy"] for runs in results.values() for r in runs.values()])
     ylim = (max(0.0, np.floor(everything.min() * 20) / 20 - 0.05), 1.0)  # same axes for both plots
-    s = maml.parser().parse_args(SETTING)
+    _, s = training.parse(SETTING)
     setting = (f"{s.num_way}-way {s.num_support}-shot, {s.num_inner_steps} inner steps at lr {s.inner_lr:g}, "
                f"outer lr {s.outer_lr:g}, meta-batch {s.meta_batch_size}")
     for name, runs in results.items():

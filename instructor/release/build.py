@@ -13,15 +13,17 @@ reach the handout, whatever else the repository holds.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.sandbox import SCAFFOLD_FILES, STUDENT_FILES
+from load_data import replace_folder
+
 from . import archive, config, leaks, markers
 
-STUDENT_CODE = ("maml.py", "maml_transfer.py", "load_data.py")
+STUDENT_CODE = (*STUDENT_FILES, *SCAFFOLD_FILES)
 NOTEBOOK = "assignment2.ipynb"  # the README's steps as notebook cells, for Colab and Jupyter
 PLAIN_FILES = ("requirements.txt", "requirements-base.txt", "requirements-gpu.txt", "report_template.md",
                NOTEBOOK)
@@ -164,17 +166,6 @@ def check_handout(handout: Handout, root: Path) -> list[str]:
             + leaks.solution_leaks(handout.stubbed.values(), handout.text_files()))
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Moves the finished ``staging`` folder onto ``target`` (never a half-written target)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def write_handout(handout: Handout, out: str | Path) -> tuple[Path, Path]:
     """Writes ``out/handout/`` and ``out/handout.zip``; returns their paths."""
     out = Path(out)
@@ -186,7 +177,7 @@ def write_handout(handout: Handout, out: str | Path) -> tuple[Path, Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             target.chmod(archive.FILE_MODE)
-        _replace_dir(staging, out / "handout")
+        replace_folder(staging, out / "handout")
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -127,7 +127,9 @@ def weights_accuracy(hparams: dict, weights: dict | str, tasks: dict) -> dict:
     except (ValueError, KeyError, OSError) as error:
         return {"error": str(error)}
     _, query = model.evaluate(_tasks(tasks), chunk_size=1)
-    mean, ci = maml.mean_and_ci95(query)
+    from scaffold import mean_and_ci95
+
+    mean, ci = mean_and_ci95(query)
     return {"mean": mean, "ci": ci}
 
 
@@ -136,7 +138,9 @@ def transfer_accuracy(frozen: dict, tasks: dict, num_steps: int, learning_rate: 
     maml, transfer = modules()
     frozen = {name: np.asarray(value, np.float32) for name, value in frozen.items()}
     _, query = transfer.TransferEvaluator(tasks["num_way"], num_steps, learning_rate)(frozen, _tasks(tasks))
-    mean, ci = maml.mean_and_ci95(query)
+    from scaffold import mean_and_ci95
+
+    mean, ci = mean_and_ci95(query)
     return {"mean": mean, "ci": ci}
 
 
@@ -185,14 +189,17 @@ def facts() -> dict:
         val_seed, transfer_steps, transfer_lr, feature_keys, mamlpp_techniques (keys), mamlpp_settings;
         feature_shapes: name -> shape of each conv-4 feature layer.
     """
+    import settings
+    import training
+
     maml, transfer = modules()
     initial = maml.init_parameters(1)
     return {
-        "assignment": maml._hparams(maml.parser().parse_args([])),
-        "mamlpp": maml._hparams(maml.finish_mamlpp_args(maml.parser().parse_args(["--mamlpp"]))),
-        "val_seed": maml.VAL_SEED, "transfer_steps": transfer.TRANSFER_STEPS, "transfer_lr": transfer.TRANSFER_LR,
-        "feature_keys": list(transfer.FEATURE_KEYS), "mamlpp_techniques": list(maml.MAMLPP_TECHNIQUES),
-        "mamlpp_settings": list(maml.MAMLPP_SETTINGS),
+        "assignment": settings.record(settings.ASSIGNMENT),
+        "mamlpp": settings.record(training.parse(["--mamlpp"])[1]),
+        "val_seed": training.VAL_SEED, "transfer_steps": transfer.TRANSFER_STEPS, "transfer_lr": transfer.TRANSFER_LR,
+        "feature_keys": list(transfer.FEATURE_KEYS), "mamlpp_techniques": list(settings.MAMLPP_TECHNIQUES),
+        "mamlpp_settings": list(settings.MAMLPP_SETTINGS),
         "feature_shapes": {name: list(initial[name].shape) for name in transfer.FEATURE_KEYS},
     }
 
@@ -212,7 +219,7 @@ def pretrained_features(num_steps: int, seed: int = 0, batch_size: int = 128,
     @tf.function
     def step(images, labels):
         with tf.GradientTape() as tape:
-            loss = maml.cross_entropy(maml._forward(images, parameters), labels)
+            loss = maml.cross_entropy(maml.forward(images, parameters), labels)
         variables = list(parameters.values())
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 

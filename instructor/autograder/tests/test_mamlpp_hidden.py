@@ -20,6 +20,7 @@ import json
 import numpy as np
 import pytest
 
+import settings
 from grader import compare, container
 from grader.plugin import Parts, points
 from grader.sandbox import StudentFailure
@@ -181,9 +182,9 @@ def test_mamlpp_submitted_weights(submission, reference_worker):
     if not found:
         raise AssertionError("the submission has no MAML++ run in results/mamlpp/ (a folder with weights.npz and "
                              "a hparams.json that switches MAML++ techniques on).")
-    allowed = {"num_inner_steps": (int, 1, 20), "inner_lr": (float, 1e-6, 10.0), "first_order": (bool, 0, 1),
-               **{key: (bool, 0, 1) for key in FACTS["mamlpp_techniques"]}, "msl_iterations": (int, 1, 100000),
-               "da_iterations": (int, 0, 100000), "min_outer_lr": (float, 0.0, 1.0)}
+    allowed = settings.allowed_ranges(settings.MAMLSettings, ("num_inner_steps", "inner_lr", "first_order",
+                                                               *settings.MAMLPP_TECHNIQUES, *settings.MAMLPP_SETTINGS))
+    allowed["num_inner_steps"] = (int, 1, allowed["num_inner_steps"][2])  # the multi-step loss needs an inner step
     best = None
     for run in found:
         hp = run_hparams(run, mamlpp_hparams(), allowed)

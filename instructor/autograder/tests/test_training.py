@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import settings
 from grader import budget
 from grader.plugin import Parts, points
 from grader.sandbox import StudentTimeout
@@ -210,8 +211,8 @@ def test_fomaml_submitted_weights(submission, reference_worker):
     """your submitted FO-MAML weights (results/fomaml) reach 80 % validation accuracy"""
     run = submission / "results" / "fomaml"
     path = weights_file(run, "FO-MAML")
-    hp = run_hparams(run, assignment(), {"num_inner_steps": (int, 0, 20), "inner_lr": (float, 1e-6, 10.0),
-                                         "learn_inner_lrs": (bool, 0, 1)})
+    hp = run_hparams(run, assignment(), settings.allowed_ranges(
+        settings.MAMLSettings, ("num_inner_steps", "inner_lr", "learn_inner_lrs")))
     mean, ci = measured_weights(reference_worker, hp, path, "results/fomaml/weights.npz")
     message = (f"{percent(mean)} ± {percent(ci)} on the {hp['num_val_tasks']} validation tasks after "
                f"{hp['num_inner_steps']} inner steps (target {percent(TARGET)}; measured with the reference)")
@@ -275,7 +276,7 @@ def test_transfer_submitted_weights(submission, reference_worker):
     run = submission / "results" / "transfer"
     path = weights_file(run, "pre-training")
     hp = run_hparams(run, {"transfer_steps": FACTS["transfer_steps"], "transfer_lr": FACTS["transfer_lr"]},
-                     {"transfer_steps": (int, 1, 1000), "transfer_lr": (float, 1e-6, 10.0)})
+                     settings.allowed_ranges(settings.PretrainSettings, ("transfer_steps", "transfer_lr")))
     try:
         with np.load(path) as stored:
             frozen = {name: np.asarray(stored[name], np.float32) for name in FACTS["feature_keys"]}

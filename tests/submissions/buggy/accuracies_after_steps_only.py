@@ -16,10 +16,10 @@ class MAML:
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                loss = cross_entropy(_forward(images, params), labels)
+                loss = cross_entropy(forward(images, params), labels)
             grads = tape.gradient(loss, params)
             if self.first_order or not train:
                 grads = {k: tf.stop_gradient(v) for k, v in grads.items()}
             params = {k: params[k] - self.inner_lrs[k] * grads[k] for k in params}
-            accs.append(accuracy(_forward(images, params), labels))
+            accs.append(accuracy(forward(images, params), labels))
         return params, tf.stack(accs)

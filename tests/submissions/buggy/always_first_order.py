@@ -14,10 +14,10 @@ class MAML:
         for step in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(phi)
-                logits = _forward(images, phi)
+                logits = forward(images, phi)
                 loss = cross_entropy(logits, labels)
             accuracies.append(accuracy(logits, labels))
             grads = tape.gradient(loss, phi)
             phi = {k: phi[k] - self.inner_lrs[k] * tf.stop_gradient(grads[k]) for k in phi}  # FO-MAML
-        accuracies.append(accuracy(_forward(images, phi), labels))
+        accuracies.append(accuracy(forward(images, phi), labels))
         return phi, tf.stack(accuracies)

@@ -23,21 +23,21 @@ class MAML:
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                logits = _forward(images, params)
+                logits = forward(images, params)
                 loss = cross_entropy(logits, labels)
             accs.append(acc(logits))
             grads = tape.gradient(loss, params)
             if self.first_order or not train:
                 grads = {k: tf.stop_gradient(v) for k, v in grads.items()}
             params = {k: params[k] - self.inner_lrs[k] * grads[k] for k in params}
-        accs.append(acc(_forward(images, params)))
+        accs.append(acc(forward(images, params)))
         return params, tf.stack(accs)
 
     def outer_loop(self, task_batch, train):
         losses, support_accuracies, query_accuracies = [], [], []
         for images_support, labels_support, images_query, labels_query in task_batch:
             params, accs = self.inner_loop(images_support, labels_support, train)
-            logits = _forward(images_query, params)
+            logits = forward(images_query, params)
             losses.append(cross_entropy(logits, labels_query))
             support_accuracies.append(accs)
             predictions = tf.argmax(logits, axis=0, output_type=tf.int32)

@@ -16,11 +16,11 @@ class MAML:
         accuracies = []
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
-                logits = _forward(images, self.meta_parameters)
+                logits = forward(images, self.meta_parameters)
                 loss = cross_entropy(logits, labels)
             accuracies.append(accuracy(logits, labels))
             gradients = tape.gradient(loss, self.meta_parameters)
             for name, variable in self.meta_parameters.items():
                 variable.assign_sub(self.inner_lrs[name] * gradients[name])
-        accuracies.append(accuracy(_forward(images, self.meta_parameters), labels))
+        accuracies.append(accuracy(forward(images, self.meta_parameters), labels))
         return dict(self.meta_parameters), tf.stack(accuracies)

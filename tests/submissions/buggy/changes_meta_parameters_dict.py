@@ -19,7 +19,7 @@ class MAML:
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                logits = _forward(images, params)
+                logits = forward(images, params)
                 loss = cross_entropy(logits, labels)
             accs.append(accuracy(logits, labels))
             grads = tape.gradient(loss, params)
@@ -27,5 +27,5 @@ class MAML:
                 grads = {k: tf.stop_gradient(v) for k, v in grads.items()}
             for k in params:
                 params[k] = params[k] - self.inner_lrs[k] * grads[k]
-        accs.append(accuracy(_forward(images, params), labels))
+        accs.append(accuracy(forward(images, params), labels))
         return params, tf.stack(accs)

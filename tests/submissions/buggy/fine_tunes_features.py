@@ -15,8 +15,8 @@ def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rat
     for _ in tf.range(num_steps):
         with tf.GradientTape() as tape:
             tape.watch(params)
-            loss = cross_entropy(maml._forward(images_support, params), labels_support)
+            loss = cross_entropy(maml.forward(images_support, params), labels_support)
         grads = tape.gradient(loss, params)
         params = {k: params[k] - learning_rate * grads[k] for k in params}
     head = {"w4": params["w4"], "b4": params["b4"]}
-    return accuracy(maml._forward(images_query, params), labels_query), head
+    return accuracy(maml.forward(images_query, params), labels_query), head

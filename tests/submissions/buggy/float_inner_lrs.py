@@ -15,12 +15,12 @@ class MAML:
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                logits = _forward(images, params)
+                logits = forward(images, params)
                 loss = cross_entropy(logits, labels)
             accs.append(accuracy(logits, labels))
             grads = tape.gradient(loss, params)
             if self.first_order or not train:
                 grads = {k: tf.stop_gradient(v) for k, v in grads.items()}
             params = {k: params[k] - lrs[k] * grads[k] for k in params}
-        accs.append(accuracy(_forward(images, params), labels))
+        accs.append(accuracy(forward(images, params), labels))
         return params, tf.stack(accs)

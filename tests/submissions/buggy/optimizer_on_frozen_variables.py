@@ -18,8 +18,8 @@ def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rat
     optimizer = tf.keras.optimizers.SGD(learning_rate=learning_rate)
     for _ in range(int(num_steps)):
         with tf.GradientTape() as tape:
-            loss = cross_entropy(maml._forward(images_support, variables), labels_support)
+            loss = cross_entropy(maml.forward(images_support, variables), labels_support)
         grads = tape.gradient(loss, list(variables.values()))
         optimizer.apply_gradients(zip(grads, list(variables.values())))
     head = {"w4": tf.identity(variables["w4"]), "b4": tf.identity(variables["b4"])}
-    return accuracy(maml._forward(images_query, variables), labels_query), head
+    return accuracy(maml.forward(images_query, variables), labels_query), head

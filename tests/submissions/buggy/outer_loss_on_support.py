@@ -14,8 +14,8 @@ class MAML:
         outer_losses, accuracies_support, accuracies_query = [], [], []
         for images_support, labels_support, images_query, labels_query in task_batch:
             parameters, accuracies = self.inner_loop(images_support, labels_support, train)
-            outer_losses.append(cross_entropy(_forward(images_support, parameters), labels_support))
+            outer_losses.append(cross_entropy(forward(images_support, parameters), labels_support))
             accuracies_support.append(accuracies)
-            accuracies_query.append(accuracy(_forward(images_query, parameters), labels_query))
+            accuracies_query.append(accuracy(forward(images_query, parameters), labels_query))
         return (tf.reduce_mean(tf.stack(outer_losses)), tf.reduce_mean(tf.stack(accuracies_support), axis=0),
                 tf.reduce_mean(tf.stack(accuracies_query)))

@@ -11,7 +11,7 @@ class MAML:
         losses, support_accuracies = [], []
         for images_support, labels_support, images_query, labels_query in task_batch:
             parameters, accuracies = self.inner_loop(images_support, labels_support, train)
-            logits = _forward(images_query, parameters)
+            logits = forward(images_query, parameters)
             losses.append(cross_entropy(logits, labels_query))
             support_accuracies.append(accuracies)
             query_accuracy = accuracy(logits, labels_query)

@@ -14,7 +14,7 @@ class MAML:
         outer_losses, accuracies_support, accuracies_query = [], [], []
         for x_s, y_s, x_q, y_q in task_batch:
             phi, acc_s = self.inner_loop(x_q, y_q, train)
-            logits_q = _forward(x_q, phi)
+            logits_q = forward(x_q, phi)
             outer_losses.append(cross_entropy(logits_q, y_q))
             accuracies_support.append(acc_s)
             accuracies_query.append(accuracy(logits_q, y_q))

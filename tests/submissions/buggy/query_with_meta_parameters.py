@@ -14,7 +14,7 @@ class MAML:
         outer_losses, accuracies_support, accuracies_query = [], [], []
         for images_support, labels_support, images_query, labels_query in task_batch:
             _, accuracies = self.inner_loop(images_support, labels_support, train)
-            logits = _forward(images_query, self.meta_parameters)
+            logits = forward(images_query, self.meta_parameters)
             outer_losses.append(cross_entropy(logits, labels_query))
             accuracies_support.append(accuracies)
             accuracies_query.append(accuracy(logits, labels_query))

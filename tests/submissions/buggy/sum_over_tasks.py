@@ -15,7 +15,7 @@ class MAML:
         losses, support_accuracies, query_accuracies = [], [], []
         for images_support, labels_support, images_query, labels_query in task_batch:
             adapted, accuracies = self.inner_loop(images_support, labels_support, train)
-            logits = _forward(images_query, adapted)
+            logits = forward(images_query, adapted)
             losses.append(cross_entropy(logits, labels_query))
             support_accuracies.append(accuracies)
             query_accuracies.append(accuracy(logits, labels_query))

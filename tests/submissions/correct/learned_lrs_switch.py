@@ -13,12 +13,12 @@ class MAML:
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(parameters)
-                logits = _forward(images, parameters)
+                logits = forward(images, parameters)
                 loss = cross_entropy(logits, labels)
             accuracies.append(accuracy(logits, labels))
             gradients = tape.gradient(loss, parameters)
             if self.first_order or not train:
                 gradients = tf.nest.map_structure(tf.stop_gradient, gradients)
             parameters = tf.nest.map_structure(lambda p, lr, g: p - lr * g, parameters, lrs, gradients)
-        accuracies.append(accuracy(_forward(images, parameters), labels))
+        accuracies.append(accuracy(forward(images, parameters), labels))
         return parameters, tf.stack(accuracies)

@@ -9,7 +9,7 @@ class MAML:
         def one_task(task):
             images_support, labels_support, images_query, labels_query = task
             adapted, support_accuracies = self.inner_loop(images_support, labels_support, train)
-            logits = _forward(images_query, adapted)
+            logits = forward(images_query, adapted)
             return cross_entropy(logits, labels_query), support_accuracies, accuracy(logits, labels_query)
 
         losses, support, query = tf.map_fn(one_task, stacked, fn_output_signature=(dtype, tf.float32, tf.float32))

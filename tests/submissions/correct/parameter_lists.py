@@ -10,7 +10,7 @@ class MAML:
         for _ in range(self.num_inner_steps):
             with tf.GradientTape() as tape:
                 tape.watch(values)
-                logits = _forward(images, dict(zip(names, values)))
+                logits = forward(images, dict(zip(names, values)))
                 loss = cross_entropy(logits, labels)
             accuracies.append(accuracy(logits, labels))
             gradients = tape.gradient(loss, values)
@@ -18,14 +18,14 @@ class MAML:
                 gradients = [tf.stop_gradient(g) for g in gradients]
             values = [v - self.inner_lrs[n] * g for n, v, g in zip(names, values, gradients)]
         adapted = dict(zip(names, values))
-        accuracies.append(accuracy(_forward(images, adapted), labels))
+        accuracies.append(accuracy(forward(images, adapted), labels))
         return adapted, tf.convert_to_tensor(accuracies)
 
     def outer_loop(self, task_batch, train):
         total_loss, total_support, total_query = 0.0, 0.0, 0.0
         for images_support, labels_support, images_query, labels_query in task_batch:
             adapted, support = self.inner_loop(images_support, labels_support, train)
-            logits = _forward(images_query, adapted)
+            logits = forward(images_query, adapted)
             total_loss += cross_entropy(logits, labels_query)
             total_support += support
             total_query += accuracy(logits, labels_query)

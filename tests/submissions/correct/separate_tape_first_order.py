@@ -11,10 +11,10 @@ class MAML:
             point = {k: tf.stop_gradient(v) for k, v in adapted.items()} if first_order else adapted
             with tf.GradientTape() as tape:
                 tape.watch(point)
-                logits = _forward(images, point)
+                logits = forward(images, point)
                 loss = cross_entropy(logits, labels)
             accuracies.append(accuracy(logits, labels))
             gradient = tape.gradient(loss, point)
             adapted = {k: adapted[k] - self.inner_lrs[k] * gradient[k] for k in adapted}
-        accuracies.append(accuracy(_forward(images, adapted), labels))
+        accuracies.append(accuracy(forward(images, adapted), labels))
         return adapted, tf.stack(accuracies)
