@@ -44,7 +44,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import budget, late, runner, submission, version
+from grader import budget, late, runner, version
+from grader import submission as submission_format
 from grader.files import ROOT
 from grader.results import PASSED, Results, to_gradescope
 from grader.sandbox import STUDENT_FILES, Limits
@@ -110,8 +111,8 @@ def load_submission(path: Path, staging: Path) -> tuple[Path, Identity]:
 
     def read_zip(zip_path: Path) -> tuple[Path, Identity]:
         try:
-            found = submission.read_submission(zip_path, staging / "submission")
-        except submission.SubmissionError as error:  # who submitted, when the file name said so
+            found = submission_format.read_submission(zip_path, staging / "submission")
+        except submission_format.SubmissionError as error:  # who submitted, when the file name said so
             raise Rejected(error.problems, Identity(*(error.file_name or ("", "")))) from None
         return found.root, Identity(found.name, found.student_number, found.version)
 
@@ -119,11 +120,11 @@ def load_submission(path: Path, staging: Path) -> tuple[Path, Identity]:
         return read_zip(path)
     if not path.is_dir():
         raise Rejected([f"{path} does not exist"])
-    if (path / submission.MANIFEST).is_file():
+    if (path / submission_format.MANIFEST).is_file():
         try:
-            found = submission.check_folder(path)
-        except submission.SubmissionError as error:
-            raise Rejected(error.problems, _identity_from_manifest(path / submission.MANIFEST)) from None
+            found = submission_format.check_folder(path)
+        except submission_format.SubmissionError as error:
+            raise Rejected(error.problems, _identity_from_manifest(path / submission_format.MANIFEST)) from None
         return found.root, Identity(found.name, found.student_number, found.version)
     zips = _shallowest(path, "*.zip")
     if zips and not _shallowest(path, "maml.py"):

@@ -91,7 +91,7 @@ def points(value: float):
     return pytest.mark.points(value)
 
 
-def describe_failure(error: BaseException) -> tuple[str, str]:
+def describe_test_failure(error: BaseException) -> tuple[str, str]:
     """(status, message) for an exception raised while running a test: ``grader.failures.describe_failure``,
     and pytest-timeout's stop."""
     if isinstance(error, pytest.fail.Exception):
@@ -217,7 +217,7 @@ class Recorder:
             result.message = str(call.excinfo.value) if call.excinfo else "skipped"
         elif report.failed:
             error = call.excinfo.value
-            status, message = describe_failure(error)
+            status, message = describe_test_failure(error)
             earned = error.fraction * result.max_points if isinstance(error, PartialCredit) else 0.0
             if isinstance(error, PartialCredit) and error.fraction == 1.0:
                 status = PASSED  # a passed check with a note: passed for pytest too (its summary, -x)
