@@ -13,11 +13,10 @@ Exit status 0 on success, 1 with a message naming file and line on failure
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
-from grader.files import ROOT
+from grader.files import ROOT, sha256
 
 from .build import CONFIG, ReleaseError, build_handout, public_tests_cover, write_handout
 from .bundle import GRADESCOPE_SETTINGS, write_bundle
@@ -37,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
 def summary(handout, folder: Path, zip_path: Path, bundle_path: Path) -> str:
     todos = {todo: path for path, names in handout.todos.items() for todo in names}
     lines = [f"Handout {handout.version} -> {folder}/ and {zip_path} "
-             f"(top folder {handout.folder}/, sha256 {hashlib.sha256(zip_path.read_bytes()).hexdigest()[:16]})",
+             f"(top folder {handout.folder}/, sha256 {sha256(zip_path.read_bytes())[:16]})",
              "", f"  {'file':<36} {'bytes':>8}  notes"]
     for path, content in handout.files.items():
         notes = ""
