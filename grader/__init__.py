@@ -15,7 +15,7 @@ Modules, in layers (each imports only those above it):
     runner    runs the tests in a child process, reads their results, flags changed grader files
     gradescope  grades one submission (the autograder bundle's entry point)
     submission  what a submission zip is: its name, layout and manifest
-    student_report  fills report.md from the student's runs (``python -m grader report``)
+    fill_report  fills report.md from the student's runs (``python -m grader report``)
     submit    checks everything, then writes the submission zip (``python -m grader submit``)
     recheck   re-evaluates the submitted weights with the student's code (submit's child process)
     late      the late-penalty arithmetic (stdlib only)

@@ -6,7 +6,7 @@ Run it from the handout folder (the one holding maml.py)::
     python -m grader -k inner_loop   # only the tests whose name matches
     python -m grader -v              # also show pytest's own output
     python -m grader version         # the handout version
-    python -m grader report ...      # fill report.md from your runs (grader/student_report.py)
+    python -m grader report ...      # fill report.md from your runs (grader/fill_report.py)
     python -m grader submit ...      # check everything, then write the submission zip (grader/submit.py)
 
 Exit status: 0 when every test passed, 1 when some did not, 2 when the tests
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-SUBCOMMANDS = {"report": "grader.student_report", "submit": "grader.submit"}  # each has its own options
+SUBCOMMANDS = {"report": "grader.fill_report", "submit": "grader.submit"}  # each has its own options
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import settings  # the handout's settings.py (no TensorFlow)
-from grader import student_report, submission, version
+from grader import fill_report, submission, version
 from grader.files import ROOT
-from grader.student_report import RESULTS, ReportError
+from grader.fill_report import RESULTS, ReportError
 
 # |re-evaluated - reported| final validation accuracy allowed: the same code on the same tasks gives the
 # same number up to float rounding (a few predictions out of thousands on another machine or thread count);
@@ -148,7 +148,7 @@ def _option(kind: str) -> str:
 def check_records(root: Path, kind: str, folder: Path) -> tuple[list[Check], dict | None]:
     """Checks of one run's records; (checks, {"hp", "final"}) or (checks, None) if unusable."""
     label = f"{_title(kind)} run ({folder.relative_to(root).as_posix()}/)"
-    missing = [name for name in student_report.RUN_FILES if not (folder / name).is_file()]
+    missing = [name for name in fill_report.RUN_FILES if not (folder / name).is_file()]
     if missing:
         if not folder.is_dir():
             fix = (f"Pass your run folder: python -m grader submit ... {_option(kind)} runs/<your run> "
@@ -158,8 +158,8 @@ def check_records(root: Path, kind: str, folder: Path) -> tuple[list[Check], dic
                       f"Finish the run with `{_program(kind)}` (weights.npz is written at the end), then pass "
                       f"it again with {_option(kind)}.")], None
     try:
-        hp = student_report.read_hparams(folder / "hparams.json")["hparams"]
-        history = student_report.read_history(folder / "history.csv")
+        hp = fill_report.read_hparams(folder / "hparams.json")["hparams"]
+        history = fill_report.read_history(folder / "history.csv")
         final = history[-1]
         claimed = float(final["val_accuracy_query"])
     except (ValueError, KeyError, IndexError, OSError) as error:
@@ -294,7 +294,7 @@ def check_report(root: Path, mamlpp: bool) -> list[Check]:
     path = root / submission.REPORT
     if not path.is_file():
         return [Check(FAIL, "report.md is missing", "Create it with `python -m grader report --fomaml RUN --transfer RUN`.")]
-    todo = student_report.unfilled(student_report.read_report(path), mamlpp)
+    todo = fill_report.unfilled(fill_report.read_report(path), mamlpp)
     if not todo:
         return [Check(PASS, "report.md: every part is filled in")]
     lines = []
@@ -320,9 +320,9 @@ def run_checks(root: Path, name: str, student_number: str, fomaml: Path | None =
         checks.append(Check(FAIL, "name or student number: " + "; ".join(error.problems),
                             f"Example: --name 홍길동 --student-number {submission.STUDENT_NUMBER_EXAMPLE} "
                             f"({submission.STUDENT_NUMBER_MEANING})."))
-    student = student_report.render_student(name, student_number, version.current()) if zip_name else None
+    student = fill_report.render_student(name, student_number, version.current()) if zip_name else None
     try:
-        student_report.fill(root, fomaml, transfer, mamlpp, student=student, overwrite=overwrite)
+        fill_report.fill(root, fomaml, transfer, mamlpp, student=student, overwrite=overwrite)
     except ReportError as error:
         checks.append(Check(FAIL, f"report and results: {error}"))
 
@@ -359,7 +359,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="your name, in any script (e.g. 홍길동, \"José García\")")
     p.add_argument("--student-number", required=True,
                    help=f"{submission.STUDENT_NUMBER_MEANING}, e.g. {submission.STUDENT_NUMBER_EXAMPLE}")
-    student_report.add_run_arguments(p)
+    fill_report.add_run_arguments(p)
     p.add_argument("--out", type=Path, default=Path("."), help="folder the zip is written to")
     p.add_argument("--overwrite", action="store_true", help="discard hand edits inside the report's generated parts")
     return p

@@ -1,4 +1,4 @@
-"""Submitting: the zip format (grader/submission.py), the report (grader/student_report.py), the submit command.
+"""Submitting: the zip format (grader/submission.py), the report (grader/fill_report.py), the submit command.
 
 The round trip is real and small: in a copy of the handout (the reference code,
 a stamped grader/VERSION) the real command-line programs train FO-MAML for two
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conftest import run_python  # noqa: E402
-from grader import student_report, submission  # noqa: E402
+from grader import fill_report, submission  # noqa: E402
 from grader.results import Results  # noqa: E402
 from grader.submission import SubmissionError  # noqa: E402
 from instructor.release import build  # noqa: E402
@@ -165,14 +165,14 @@ def test_round_trip_train_report_submit_read_and_grade(handout, env, tmp_path):
 
     # the report states what the runs recorded, and the manifest what the re-evaluation found
     report = (unpacked.root / "report.md").read_text(encoding="utf-8")
-    final = student_report.read_history(handout / "runs/fo/history.csv")[-1]
+    final = fill_report.read_history(handout / "runs/fo/history.csv")[-1]
     test = json.loads((handout / "runs/fo/test_results_5way_5shot.json").read_text())
     assert f"{final['val_accuracy_query']:.4f} ± {final['val_accuracy_query_ci95']:.4f}" in report
     assert f"{test['accuracy_query']:.4f} ± {test['accuracy_query_ci95']:.4f}" in report
     assert f"**Name:** {KOREAN} · **Student number:** {NUMBER}" in report
     assert "![Validation query accuracy of FO-MAML over meta-training](results/fomaml/val_accuracy.png)" in report
     assert all((unpacked.root / link).is_file() for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report))
-    assert student_report.unfilled(report, mamlpp=True) == []
+    assert fill_report.unfilled(report, mamlpp=True) == []
     claims = unpacked.manifest["results"]
     assert claims["fomaml"]["val_accuracy_query"] == final["val_accuracy_query"]
     assert abs(claims["fomaml"]["rechecked"] - final["val_accuracy_query"]) <= 0.01
@@ -422,45 +422,45 @@ def test_report_refill_keeps_prose_and_refuses_to_overwrite_hand_edits(handout):
     prose = text.replace("## Collaborators and code references\n\nAnswered by the test.",
                          "## Collaborators and code references\n\nNone. Ünïcode prose stays.")
     report.write_text(prose.replace("\n", "\r\n"), encoding="utf-8")  # saved by a Windows editor
-    student_report.fill(handout, fomaml=handout / "runs/fo")
+    fill_report.fill(handout, fomaml=handout / "runs/fo")
     again = report.read_text(encoding="utf-8")
     assert again == prose  # same runs: nothing but the line endings changes
 
-    blocks = student_report.parse_blocks(again)
+    blocks = fill_report.parse_blocks(again)
     edited = again.replace(blocks["fomaml"].body, blocks["fomaml"].body + "\nMy note inside the generated part.")
     report.write_text(edited, encoding="utf-8")
-    with pytest.raises(student_report.ReportError, match="the generated part\\(s\\) fomaml were edited by hand"):
-        student_report.fill(handout)
+    with pytest.raises(fill_report.ReportError, match="the generated part\\(s\\) fomaml were edited by hand"):
+        fill_report.fill(handout)
     assert report.read_text(encoding="utf-8") == edited
-    student_report.fill(handout, overwrite=True)
+    fill_report.fill(handout, overwrite=True)
     assert report.read_text(encoding="utf-8") == prose
 
     report.write_text(prose.replace("<!-- END GENERATED transfer", "<!-- END GENERATED trnsfer"), encoding="utf-8")
-    with pytest.raises(student_report.ReportError, match="transfer have a BEGIN line without its END line"):
-        student_report.fill(handout)
+    with pytest.raises(fill_report.ReportError, match="transfer have a BEGIN line without its END line"):
+        fill_report.fill(handout)
 
 
 def test_report_placeholders_and_the_extra_credit(handout):
     text = (handout / "report.md").read_text(encoding="utf-8")
     line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith("[[GENERATED: your name"))
-    assert student_report.unfilled(text, mamlpp=False) == [
+    assert fill_report.unfilled(text, mamlpp=False) == [
         (line, "GENERATED", "your name, student number and handout version; `python -m grader submit` writes them")]
-    extra = student_report.unfilled(text, mamlpp=True)
+    extra = fill_report.unfilled(text, mamlpp=True)
     assert [kind for _, kind, _ in extra] == ["GENERATED", "ANSWER"] and extra[1][2].startswith("Which setting")
     assert "Extra credit not attempted" in text
 
-    with pytest.raises(student_report.ReportError, match="--mamlpp needs at least two maml.py runs"):
-        student_report.fill(handout, mamlpp=[handout / "runs/pp"])
-    with pytest.raises(student_report.ReportError, match="is a MAML\\+\\+ run .*pass it with --mamlpp"):
-        student_report.fill(handout, fomaml=handout / "runs/pp")
-    with pytest.raises(student_report.ReportError, match="is a pre-training run"):
-        student_report.fill(handout, fomaml=handout / "runs/tr")
+    with pytest.raises(fill_report.ReportError, match="--mamlpp needs at least two maml.py runs"):
+        fill_report.fill(handout, mamlpp=[handout / "runs/pp"])
+    with pytest.raises(fill_report.ReportError, match="is a MAML\\+\\+ run .*pass it with --mamlpp"):
+        fill_report.fill(handout, fomaml=handout / "runs/pp")
+    with pytest.raises(fill_report.ReportError, match="is a pre-training run"):
+        fill_report.fill(handout, fomaml=handout / "runs/tr")
     shutil.rmtree(handout / "runs/fo/checkpoints")
     (handout / "runs/fo/weights.npz").unlink()
-    with pytest.raises(student_report.ReportError, match="has no weights.npz: its training did not finish"):
-        student_report.fill(handout, fomaml=handout / "runs/fo")
+    with pytest.raises(fill_report.ReportError, match="has no weights.npz: its training did not finish"):
+        fill_report.fill(handout, fomaml=handout / "runs/fo")
 
-    student_report.fill(handout, mamlpp=[handout / "runs/pp", handout / "results/fomaml"])
+    fill_report.fill(handout, mamlpp=[handout / "runs/pp", handout / "results/fomaml"])
     text = (handout / "report.md").read_text(encoding="utf-8")
     assert "](results/mamlpp/maml_seed0/val_accuracy.png)" in text
     assert "](results/mamlpp/mamlpp_seed0/val_accuracy.png)" in text
