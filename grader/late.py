@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from grader.files import ROOT as SOURCE_ROOT
+
 POLICY_FILE = "instructor/autograder/late_policy.json"  # in the bundle's source/ (written by the release)
 METADATA_FILE = "submission_metadata.json"  # Gradescope's, in $AUTOGRADER_ROOT
 AUTOGRADER_ROOT_ENV = "AUTOGRADER_ROOT"
 DEFAULT_AUTOGRADER_ROOT = "/autograder"
-SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the bundle's source/ (or the instructor's tree)
 
 
 class LateError(ValueError):

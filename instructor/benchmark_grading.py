@@ -40,10 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission  # noqa: E402
+from grader import submission
+from grader.files import ROOT
 
 DEFAULT_BOX = ROOT.parent / "shared" / "tools" / "gradescope-box"
 DEFAULT_SHAPES = ("0.5:768M:600", "1:2G:1200", "2:4G:600")  # Gradescope's default, the documented one, a larger
@@ -193,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     bundle = args.bundle
     if bundle is None:
-        from instructor.release import build, bundle as bundles
+        from instructor.release import build
+        from instructor.release import bundle as bundles
 
         bundle = bundles.write_bundle(build.build_handout(ROOT, allow_missing=True), work / "dist", ROOT)
     zips = make_submissions(work, args.submissions)

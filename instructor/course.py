@@ -14,7 +14,8 @@ import argparse
 import unicodedata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from grader.files import ROOT
+
 COURSE_TOML = ROOT / "instructor" / "course.toml"
 
 

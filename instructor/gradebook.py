@@ -47,16 +47,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission as submission_format  # noqa: E402
-from grader.late import apply_penalty  # noqa: E402
-from grader.results import EXTRA_CREDIT  # noqa: E402
-from instructor import late as late_module  # noqa: E402
-from instructor import rubric as rubric_module  # noqa: E402
-from instructor.course import add_config_argument, cell  # noqa: E402
-from instructor.csvfiles import write_csv  # noqa: E402
+from grader import submission as submission_format
+from grader.late import apply_penalty
+from grader.results import EXTRA_CREDIT
+from instructor import late as late_module
+from instructor import rubric as rubric_module
+from instructor.course import add_config_argument, cell
+from instructor.csvfiles import write_csv
 
 AUTOGRADED_MAX = 40.0  # grade_batch's max_score: the autograded part of the assignment
 FINAL = "final_gradebook.csv"

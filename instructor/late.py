@@ -32,12 +32,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission  # noqa: E402
-from grader.late import LateError, Lateness, Policy, apply_penalty, duration, lateness, parse_time  # noqa: E402,F401
-from instructor.course import COURSE_TOML, add_config_argument, cell  # noqa: E402
+from grader import submission
+from grader.late import (  # noqa: E402,F401
+    LateError,
+    Lateness,
+    Policy,
+    apply_penalty,
+    duration,
+    lateness,
+    parse_time,
+)
+from instructor.course import COURSE_TOML, add_config_argument, cell
 
 SECTION = "late"
 TIMES_COLUMNS = ("student_number", "name", "submitted_at")

@@ -70,12 +70,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission  # noqa: E402
-from instructor.course import add_config_argument, cell  # noqa: E402
-from instructor.csvfiles import write_csv  # noqa: E402
+from grader import submission
+from instructor.course import add_config_argument, cell
+from instructor.csvfiles import write_csv
 
 # --- Moodle's layouts (mod/assign); part of the interface: the grade export writes the same worksheet ---
 IDENTIFIER = "Identifier"

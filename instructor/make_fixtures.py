@@ -45,13 +45,10 @@ from typing import Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from grader import compare, feedback  # noqa: E402
-from instructor import mistakes  # noqa: E402
-from instructor.release.archive import npz_bytes, write_atomic  # noqa: E402
+from grader import compare, feedback
+from grader.files import ROOT
+from instructor import mistakes
+from instructor.release.archive import npz_bytes, write_atomic
 
 HIDDEN_FIXTURES = ROOT / "instructor" / "autograder" / "fixtures"
 COMPARE_RTOL = 1e-9  # regenerated vs stored: float64 on another machine differs by round-off only

@@ -24,11 +24,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from instructor.release.markers import stub_source  # noqa: E402
+from grader.files import ROOT
+from instructor.release.markers import stub_source
 
 
 class MutationError(ValueError):

@@ -41,15 +41,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission as submission_format  # noqa: E402
-from grader.fill_report import PLACEHOLDER  # noqa: E402
-from grader.results import EXTRA_CREDIT  # noqa: E402
-from instructor.course import COURSE_TOML, add_config_argument, cell  # noqa: E402
-from instructor.csvfiles import write_csv  # noqa: E402
-from load_data import atomic_output  # noqa: E402
+from grader import submission as submission_format
+from grader.fill_report import PLACEHOLDER
+from grader.results import EXTRA_CREDIT
+from instructor.course import COURSE_TOML, add_config_argument, cell
+from instructor.csvfiles import write_csv
+from load_data import atomic_output
 
 SHEET = "report_points.csv"
 REPORTS = "reports"

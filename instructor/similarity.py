@@ -52,17 +52,17 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from grader.files import ROOT
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # copydetect's report draws its plots with matplotlib, off screen
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from grader import submission as submission_format  # noqa: E402
-from instructor.course import COURSE_TOML, add_config_argument, cell  # noqa: E402
-from instructor.csvfiles import write_csv  # noqa: E402
-from instructor.release import build  # noqa: E402
-from instructor.release.archive import write_atomic  # noqa: E402
+from grader import submission as submission_format
+from instructor.course import COURSE_TOML, add_config_argument, cell
+from instructor.csvfiles import write_csv
+from instructor.release import build
+from instructor.release.archive import write_atomic
 
 CODE = submission_format.CODE  # maml.py, maml_transfer.py: what is compared
 HANDOUT_VERSION = "grader/VERSION"  # in the released handout: the version its students' SUBMISSION.json names

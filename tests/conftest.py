@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from grader.files import ROOT
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -23,11 +23,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission  # noqa: E402
-from grader.results import EXTRA_CREDIT  # noqa: E402
+from grader import submission
+from grader.files import ROOT
+from grader.results import EXTRA_CREDIT
 
 SUBSET = "inner_loop_outputs or transfer_learn_head"  # 2 + 3 points, one TensorFlow start per submission
 SUBSET_POINTS = 5.0

@@ -15,13 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from test_rubric import results_json, write_sheet
 
-from grader.late import apply_penalty  # noqa: E402
-from instructor.grade_batch import Row, row_from_results, write_gradebook  # noqa: E402
-from instructor.gradebook import late_penalty  # noqa: E402
-from test_rubric import results_json, write_sheet  # noqa: E402
+from grader.files import ROOT
+from grader.late import apply_penalty
+from instructor.grade_batch import Row, row_from_results, write_gradebook
+from instructor.gradebook import late_penalty
 
 KIM, PARK, LEE, CHOI = ("김민지", "2020-12345"), ("Park Jiwoo", "2020-23456"), ("이서준", "2021-11111"), \
     ("최유나", "2019-22222")

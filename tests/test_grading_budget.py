@@ -18,13 +18,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from test_batch_grading import submission_files
 
 from grader import budget, submission
 from instructor import gradescope_local
-from test_batch_grading import submission_files
 
-
-ROOT = Path(__file__).resolve().parents[1]
 HOG = '''
 
 def _hog(*args, **kwargs):

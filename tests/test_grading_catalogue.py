@@ -31,11 +31,11 @@ from pathlib import Path
 import pytest
 
 from grader import runner
+from grader.files import ROOT
 from grader.results import PASSED, TODO, Results
 from instructor.autograder import TESTS as HIDDEN
 from instructor.release import build
 
-ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 BUGGY = sorted((SUBMISSIONS / "buggy").glob("*.py"))
 CORRECT = sorted((SUBMISSIONS / "correct").glob("*.py"))

@@ -32,15 +32,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_grading_catalogue import SUBMISSIONS, read_submission, student_files, table
 
 from grader import runner, submission
+from grader.files import ROOT
 from grader.results import PASSED
 from instructor import benchmark_grading
 from instructor.autograder import TESTS as HIDDEN
 from instructor.release import build, bundle
-from test_grading_catalogue import SUBMISSIONS, read_submission, student_files, table
 
-ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # results/<run> of the submission -> the command that makes it (shortened assignment settings)
     "fomaml": ["maml.py", "--num-iterations", "20", "--val-interval", "20", "--num-val-tasks", "10"],
     "transfer": ["maml_transfer.py", "pretrain", "--num-epochs", "2", "--val-interval", "1000",

@@ -29,17 +29,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import probes_isolation as probes
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import probes_isolation as probes  # noqa: E402
-from grader import compare, runner, wire  # noqa: E402
-from grader import probes as grader_probes  # noqa: E402
-from grader.results import PASSED  # noqa: E402
-from grader.failures import SandboxError, StudentFailure  # noqa: E402
-from grader.sandbox import InProcessSandbox, Limits, Sandbox  # noqa: E402
+from grader import compare, runner, wire
+from grader import probes as grader_probes
+from grader.failures import SandboxError, StudentFailure
+from grader.files import ROOT
+from grader.results import PASSED
+from grader.sandbox import InProcessSandbox, Limits, Sandbox
 
 QUICK = replace(Limits(), call_seconds=20.0, total_seconds=120.0, startup_seconds=60.0, max_starts=4)
 # A few public tests: enough to see the score, quick enough for a test (one import of TensorFlow each run).

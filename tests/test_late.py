@@ -23,14 +23,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import late as rule  # noqa: E402
-from grader import submission  # noqa: E402
-from instructor import gradescope_local  # noqa: E402
-from instructor import late  # noqa: E402
-from instructor.release import build, bundle  # noqa: E402
+from grader import late as rule
+from grader import submission
+from grader.files import ROOT
+from instructor import gradescope_local, late
+from instructor.release import build, bundle
 
 SEOUL = late.zone("Asia/Seoul")
 DEADLINE = datetime(2025, 12, 1, 23, 59, tzinfo=SEOUL)

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission  # noqa: E402
-from instructor import late, lms  # noqa: E402
+from grader import submission
+from grader.files import ROOT
+from instructor import late, lms
 
 HEADER = ["Identifier", "Full name", "ID number", "Email address", "Status", "Grade", "Maximum Grade",
           "Grade can be changed", "Last modified (submission)", "Last modified (grade)", "Feedback comments"]

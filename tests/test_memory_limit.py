@@ -22,14 +22,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import probes_isolation as probes
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import probes_isolation as probes  # noqa: E402
-from grader import container, sandbox  # noqa: E402
-from grader.sandbox import Limits, Sandbox, StudentFailure  # noqa: E402
+from grader import container, sandbox
+from grader.files import ROOT
+from grader.sandbox import Limits, Sandbox, StudentFailure
 
 MiB = 2**20
 BOX = Path(os.environ.get("GRADESCOPE_BOX", "/work/shared/tools/gradescope-box"))

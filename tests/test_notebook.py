@@ -25,7 +25,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
+from grader.files import ROOT
+
 NOTEBOOK = ROOT / "assignment2.ipynb"
 SHORT = {"NAME": "Notebook Test", "STUDENT_NUMBER": "2024-12345", "NUM_ITERATIONS": 2,
          "MAML_FLAGS": "--num-val-tasks 8 --meta-batch-size 4", "PRETRAIN_EPOCHS": 0.01,

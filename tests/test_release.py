@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import version as grader_version  # noqa: E402
-from grader.results import PASSED, TODO, Results  # noqa: E402
-from instructor.release import archive, build, bundle, config, leaks, markers  # noqa: E402
-from instructor.release.markers import MarkerError, stub_source  # noqa: E402
+from grader import version as grader_version
+from grader.files import ROOT
+from grader.results import PASSED, TODO, Results
+from instructor.release import archive, build, bundle, config, leaks, markers
+from instructor.release.markers import MarkerError, stub_source
 
 HAS_TRANSFER = (ROOT / "maml_transfer.py").is_file()  # part 2 may not have landed yet
 BASE_TODOS = ["MAML.inner_loop", "MAML.outer_loop"] + (["transfer_learn"] if HAS_TRANSFER else [])

@@ -17,10 +17,19 @@ from pathlib import Path
 import pytest
 
 from grader import gradescope, runner
-from grader.results import EXTRA_CREDIT, FAILED, PASSED, TODO, Results, TestResult, format_table, to_gradescope
+from grader.files import ROOT
+from grader.results import (
+    EXTRA_CREDIT,
+    FAILED,
+    PASSED,
+    TODO,
+    Results,
+    TestResult,
+    format_table,
+    to_gradescope,
+)
 from instructor import grade_batch
 
-ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = "instructor/autograder/tests"
 
 

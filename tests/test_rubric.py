@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from grader import submission  # noqa: E402
-from grader.results import EXTRA_CREDIT  # noqa: E402
-from instructor import rubric  # noqa: E402
+from grader import submission
+from grader.files import ROOT
+from grader.results import EXTRA_CREDIT
+from instructor import rubric
 
 STUDENTS = [("김민지", "2020-12345"), ("Park Jiwoo", "2020-23456"), ("이서준", "2021-11111")]
 

@@ -28,12 +28,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the catalogue's helpers, beside this file
 
-from grader import submission  # noqa: E402
-from instructor import similarity  # noqa: E402
-from instructor.release import build  # noqa: E402
 from test_grading_catalogue import SUBMISSIONS, paste, read_submission, student_files  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from grader import submission  # noqa: E402
+from grader.files import ROOT
+from instructor import similarity  # noqa: E402
+from instructor.release import build  # noqa: E402
+
 THRESHOLD = similarity.default_threshold()
 REFERENCE = ("Kim Minji", "2020-12345")
 COPY = ("Park Jiwoo", "2020-23456")

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import stat
-import sys
 import tomllib
 import unicodedata
 import zipfile
@@ -31,15 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from conftest import run_python  # noqa: E402
-from grader import fill_report, submission  # noqa: E402
-from grader.results import Results  # noqa: E402
-from grader.submission import SubmissionError  # noqa: E402
-from instructor.release import build  # noqa: E402
+from grader import fill_report, submission
+from grader.files import ROOT
+from grader.results import Results
+from grader.submission import SubmissionError
+from instructor.release import build
 
 VERSION = "2025.1+0123456789ab"  # the stamp of the test's handout copy
 HANDOUT_FILES = (*build.STUDENT_CODE, "report_template.md")

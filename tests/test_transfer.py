@@ -20,10 +20,10 @@ import tensorflow as tf
 import load_data
 import maml
 import maml_transfer as mt
+from grader.files import ROOT
 from runs import read_history
 from training import VAL_SEED
 
-ROOT = Path(__file__).resolve().parents[1]
 NUM_WAY = 5
 
 

@@ -17,9 +17,9 @@ reused, so a second call only redraws; an interrupted one resumes from its
 checkpoint.
 
 Usage (from the repository root):
-    python instructor/experiments/stability.py                 # the README's experiment
-    python instructor/experiments/stability.py --figures docs  # also copy plots and table there
-    python instructor/experiments/stability.py --seeds 0 1 2 3 --num-iterations 600
+    python -m instructor.experiments.stability                 # the README's experiment
+    python -m instructor.experiments.stability --figures docs  # also copy plots and table there
+    python -m instructor.experiments.stability --seeds 0 1 2 3 --num-iterations 600
 """
 
 from __future__ import annotations
@@ -33,13 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-import load_data  # noqa: E402
-import maml  # noqa: E402
-import training  # noqa: E402
-from runs import read_history  # noqa: E402
+import load_data
+import maml
+import training
+from runs import read_history
 
 # maml.py flags shared by both methods: the unstable setting (see the README for the measurements)
 SETTING = ["--num-way", "5", "--num-support", "1", "--num-query", "5", "--meta-batch-size", "4",
@@ -175,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             events["DA: second order from here"] = hp["da_iterations"]
         plot(runs, out / f"stability_{name}.png", f"{METHODS[name][0]}\n{setting}", ylim, events)
     rows = table(results)
-    command = "python instructor/experiments/stability.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m instructor.experiments.stability " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(rows, command.strip())
     with load_data.atomic_output(out / "stability.md") as tmp:
         tmp.write_text(text)

@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-import grader
+from grader.files import ROOT  # the handout folder (the bundle's source/)
 
-ROOT = Path(grader.__file__).resolve().parent.parent  # the handout folder (the bundle's source/)
 BUNDLED = Path(__file__).resolve().parent.parent / "reference"
 PRETRAIN_STEPS = 200  # minibatches of the reference's pre-training behind the transfer training check
 
