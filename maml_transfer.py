@@ -50,7 +50,7 @@ import settings
 import training
 from maml import Parameters, accuracy, cross_entropy
 from runs import read_history
-from scaffold import GraphOrEager, evaluate_in_chunks, mean_and_ci95, save_arrays
+from scaffold import EVAL_CHUNK_SIZE, GraphOrEager, evaluate_in_chunks, map_over_tasks, mean_and_ci95, save_arrays
 from training import TEST_SEED, VAL_SEED
 
 NUM_TRAIN_CLASSES = load_data.SPLIT_SIZES["train"]  # 1100 characters, the pre-training classes
@@ -189,13 +189,13 @@ def transfer_learn(frozen: Parameters, task: Sequence[tf.Tensor], num_way: int,
 class TransferEvaluator:
     """Per-task accuracies of ``transfer_learn``, compiled.
 
-    Like ``maml.MAML.evaluate``: tasks go through ``transfer_learn`` in chunks of
-    ``chunk_size`` (``scaffold.evaluate_in_chunks``), one ``tf.function`` graph per
-    task shape, so evaluation traces once per K and then only runs.
+    Like ``maml.MAML.evaluate``: every task goes through ``transfer_learn`` on its
+    own, inside one compiled loop per ``chunk_size`` tasks (``scaffold.evaluate_in_chunks``),
+    one ``tf.function`` graph per task shape, so evaluation traces once per K and then only runs.
     """
 
     def __init__(self, num_way: int, num_steps: int = TRANSFER_STEPS,
-                 learning_rate: float = TRANSFER_LR, chunk_size: int = 8):
+                 learning_rate: float = TRANSFER_LR, chunk_size: int = EVAL_CHUNK_SIZE):
         if num_steps < 0 or not learning_rate > 0:
             raise ValueError(f"need num_steps >= 0 and learning_rate > 0, got {num_steps} and {learning_rate}")
         self.num_way, self.num_steps, self.learning_rate = num_way, num_steps, learning_rate
@@ -203,15 +203,12 @@ class TransferEvaluator:
         self._evaluate = GraphOrEager(self._evaluate_eager, "evaluation (transfer_learn)",
                                       hint="inside transfer_learn")
 
-    def _evaluate_eager(self, frozen, task_batch):
-        support, query = [], []
-        for task in task_batch:
-            accuracy_query, head = transfer_learn(frozen, task, self.num_way, self.num_steps,
-                                                  self.learning_rate)
-            logits_support = head_logits(extract_features(task[0], frozen), head)
-            support.append(accuracy(logits_support, task[1]))
-            query.append(accuracy_query)
-        return tf.stack(support), tf.stack(query)
+    def _evaluate_eager(self, frozen, *stacked):
+        def one_task(task):
+            accuracy_query, head = transfer_learn(frozen, task, self.num_way, self.num_steps, self.learning_rate)
+            return accuracy(head_logits(extract_features(task[0], frozen), head), task[1]), accuracy_query
+
+        return map_over_tasks(one_task, stacked, (tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32)))
 
     def __call__(self, frozen: Parameters, tasks: Sequence[load_data.Task],
                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +223,7 @@ class TransferEvaluator:
             accuracies_query: (len(tasks),) float32, query accuracy after adaptation.
         """
         frozen = feature_parameters(frozen)
-        return evaluate_in_chunks(lambda chunk: self._evaluate(frozen, chunk), tasks, self.chunk_size,
+        return evaluate_in_chunks(lambda *stacked: self._evaluate(frozen, *stacked), tasks, self.chunk_size,
                                   progress, desc="transfer")
 
 
@@ -479,7 +476,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
     results = []
     for shots in args.shots:
         tasks = training.fixed_test_tasks(num_way, shots, num_query, args.num_test_tasks)
-        _, maml_query = meta.evaluate(tasks, chunk_size=maml_hp["meta_batch_size"], progress=True)
+        _, maml_query = meta.evaluate(tasks, progress=True)
         _, transfer_query = evaluate_transfer(frozen, tasks, progress=True)
         row = {"num_way": num_way, "num_support": shots, "num_query": num_query, "num_tasks": len(tasks)}
         for key, values in (("maml", maml_query), ("transfer", transfer_query),

@@ -6,8 +6,8 @@ Provided; you do not need to change anything here. ``maml.MAML`` derives from
 * ``train_step``: one Adam step on the gradient of ``outer_loop(tasks, train=True)``,
   compiled with ``tf.function`` (``GraphOrEager`` falls back to eager execution,
   with one warning, if your code cannot be traced);
-* ``evaluate``: per-task accuracies of ``outer_loop([task], train=False)``, in
-  compiled chunks (``evaluate_in_chunks``, also used by ``maml_transfer.py``);
+* ``evaluate``: per-task accuracies of ``outer_loop([task], train=False)``, one
+  compiled loop over the tasks (``evaluate_in_chunks``, also used by ``maml_transfer.py``);
 * ``save_weights`` / ``load_weights``: an ``.npz`` file, written atomically,
   checked name by name and shape by shape when read.
 """
@@ -65,19 +65,47 @@ class GraphOrEager:
 
 
 def as_tensors(task_batch: Sequence[load_data.Task]) -> list[tuple[tf.Tensor, ...]]:
-    """Numpy tasks -> tuples of tensors, the input of the compiled functions."""
+    """Numpy tasks -> tuples of tensors, the input of the compiled training step."""
     return [tuple(tf.convert_to_tensor(part) for part in task) for task in task_batch]
 
 
-def evaluate_in_chunks(evaluate: Callable, tasks: Sequence[load_data.Task], chunk_size: int,
-                       progress: bool = False, desc: str = "evaluate") -> tuple[np.ndarray, np.ndarray]:
-    """Runs a compiled per-task evaluation over ``tasks`` in chunks of ``chunk_size``.
+EVAL_CHUNK_SIZE = 100  # tasks per compiled evaluation call: all 100 validation tasks at once
 
-    The last chunk is padded with copies of its last task (and their results
-    dropped), so every call has the same shape and the graph is traced once.
+
+def map_over_tasks(one_task: Callable[[tuple[tf.Tensor, ...]], tuple[tf.Tensor, tf.Tensor]],
+                   stacked: tuple[tf.Tensor, ...],
+                   output_signature: tuple[tf.TensorSpec, tf.TensorSpec]) -> tuple[tf.Tensor, tf.Tensor]:
+    """``one_task`` on every task of ``stacked``, as one loop (``tf.map_fn``).
+
+    Traced for one task, not unrolled per task; inside ``tf.function`` two tasks
+    run at a time (two cores busy), eagerly one after the other. Every task runs
+    the same ops as it would alone, so the results do not depend on the chunk.
 
     Args:
-        evaluate: a list of ``chunk_size`` tasks as tensors -> (support, query)
+        one_task: one task (images_support, labels_support, images_query, labels_query)
+            -> (support, query) accuracies of that task.
+        stacked: the four parts of T tasks, each with a leading axis of T.
+        output_signature: ``one_task``'s outputs, as ``tf.TensorSpec``.
+
+    Returns:
+        (support, query), with one row per task.
+    """
+    parallel = None if tf.executing_eagerly() else 2
+    return tf.map_fn(lambda i: one_task(tuple(part[i] for part in stacked)), tf.range(tf.shape(stacked[0])[0]),
+                     parallel_iterations=parallel, fn_output_signature=output_signature)
+
+
+def evaluate_in_chunks(evaluate: Callable, tasks: Sequence[load_data.Task], chunk_size: int = EVAL_CHUNK_SIZE,
+                       progress: bool = False, desc: str = "evaluate") -> tuple[np.ndarray, np.ndarray]:
+    """Runs a compiled per-task evaluation over ``tasks``, ``chunk_size`` tasks per call.
+
+    Each call gets the tasks stacked into four tensors (``map_over_tasks``). With
+    more tasks than ``chunk_size`` the last chunk is padded with copies of its
+    last task (and their results dropped), so every call has the same shape and
+    the graph is traced once.
+
+    Args:
+        evaluate: the four stacked parts of up to ``chunk_size`` tasks -> (support, query)
             tensors with one row per task.
         tasks: the tasks, numpy.
 
@@ -86,12 +114,13 @@ def evaluate_in_chunks(evaluate: Callable, tasks: Sequence[load_data.Task], chun
     """
     from tqdm import tqdm
 
+    size = min(chunk_size, len(tasks))
     support, query = [], []
-    for start in tqdm(range(0, len(tasks), chunk_size), desc=desc, leave=False, disable=not progress):
-        chunk = list(tasks[start:start + chunk_size])
+    for start in tqdm(range(0, len(tasks), size), desc=desc, leave=False, disable=not progress):
+        chunk = list(tasks[start:start + size])
         real = len(chunk)
-        chunk += chunk[-1:] * (chunk_size - real)
-        s, q = evaluate(as_tensors(chunk))
+        chunk += chunk[-1:] * (size - real)
+        s, q = evaluate(*(tf.constant(np.stack(part)) for part in zip(*chunk)))
         support.append(s.numpy()[:real])
         query.append(q.numpy()[:real])
     return np.concatenate(support), np.concatenate(query)
@@ -165,16 +194,20 @@ class MetaLearner:
 
     # ------------------------------------------------------------- evaluation
 
-    def _evaluate_eager(self, task_batch):
-        results = [self.outer_loop([task], train=False) for task in task_batch]
-        return tf.stack([r[1] for r in results]), tf.stack([r[2] for r in results])
+    def _evaluate_eager(self, *stacked):
+        def one_task(task):
+            _, accuracies_support, accuracy_query = self.outer_loop([task], train=False)
+            return accuracies_support, accuracy_query
 
-    def evaluate(self, tasks: Sequence[load_data.Task], chunk_size: int = 8,
+        return map_over_tasks(one_task, stacked, (tf.TensorSpec([self.num_inner_steps + 1], tf.float32),
+                                                  tf.TensorSpec([], tf.float32)))
+
+    def evaluate(self, tasks: Sequence[load_data.Task], chunk_size: int = EVAL_CHUNK_SIZE,
                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Per-task accuracies after adaptation, without changing anything.
 
-        Tasks go through ``outer_loop([task], train=False)`` one by one, in
-        compiled chunks of ``chunk_size`` (``evaluate_in_chunks``).
+        Every task goes through ``outer_loop([task], train=False)`` on its own,
+        inside one compiled loop per ``chunk_size`` tasks (``evaluate_in_chunks``).
 
         Returns:
             accuracies_support: (len(tasks), num_inner_steps + 1) float32.

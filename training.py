@@ -326,7 +326,7 @@ def train(args: argparse.Namespace, values: settings.MAMLSettings, build: Callab
         return float(loss), float(accuracy_query)
 
     def validate(at: int, window: list[tuple[float, float]]) -> dict:
-        support, query = model.evaluate(val_tasks, chunk_size=values.meta_batch_size)
+        support, query = model.evaluate(val_tasks)
         mean, ci = mean_and_ci95(query)
         loss, accuracy = window[-1] if window else (float("nan"), float("nan"))
         return {"train_loss": loss, "train_accuracy_query": accuracy, "val_accuracy_query": mean,
@@ -374,7 +374,7 @@ def test(args: argparse.Namespace, values: settings.MAMLSettings, build: Callabl
     model.load_weights(weights)
     tasks = fixed_test_tasks(hp["num_way"], values.num_support, hp["num_query"], args.num_test_tasks)
     start = time.perf_counter()
-    support, query = model.evaluate(tasks, chunk_size=hp["meta_batch_size"], progress=True)
+    support, query = model.evaluate(tasks, progress=True)
     mean, ci = mean_and_ci95(query)
     result = {"num_tasks": len(tasks), "num_way": hp["num_way"], "num_support": values.num_support,
               "num_query": hp["num_query"], "accuracy_query": mean, "accuracy_query_ci95": ci,
