@@ -6,7 +6,8 @@ quick (FO-MAML 20 iterations, 83.4 %; MAML++ 40 iterations, since at 20 it
 measured 80.0 %, on the target; pre-training: 2 epochs, ~90 %) but still above the targets (80 %,
 85 %); the runs are deterministic. The real grader then grades it with every public and hidden
 test, training and efficiency included: full marks, the FO-MAML training check
-stopping early after 20 iterations.
+stopping early at a validation (from the initialisation the grader draws for
+the grading).
 
 The same submission, zipped, is graded in the container the bundle's
 instructions name (``bundle.GRADESCOPE_SETTINGS``), inside ``gradescope-box``
@@ -25,6 +26,7 @@ lowers the grader's budget to 20 iterations for it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,7 +89,8 @@ def test_the_reference_with_its_runs_gets_full_marks_from_every_check(complete_s
     assert all(t.status == PASSED and t.points == t.max_points for t in results.tests), table(results)
     messages = {t.name: t.message for t in results.tests}
     training = next(m for n, m in messages.items() if n.startswith("FO-MAML trained by your code"))
-    assert "after 20 iterations (target 80.0 %" in training, training  # stopped early, at the first validation
+    # stopped early, at a validation (the first, for most of the initialisations the grader draws)
+    assert re.search(r"after \d*[02468]0 iterations \(target 80\.0 %", training), training
     assert any("training step with your outer_loop took" in m for m in messages.values())
     assert any(n.startswith("your submitted FO-MAML weights") and "Your weights give" in m for n, m in messages.items())
 

@@ -1,7 +1,8 @@
 """The reference solution, in the reference worker only: trusted measurements for the hidden tests.
 
 Verdicts on training never rest on numbers the student's process computed:
-the student's code trains (in the sandbox) and hands back weights; the
+the student's code trains (in the sandbox) and hands back weights, which must
+be reachable from the reference's initialisation (``initial_weights``); the
 accuracy those weights reach after adaptation is measured with the
 reference's inner loop (``MAML.evaluate``) or head (``transfer_learn``). The
 same goes for submitted weight files, and the efficiency check times the
@@ -130,6 +131,26 @@ def weights_accuracy(hparams: dict, weights: dict | str, tasks: dict) -> dict:
 
     mean, ci = mean_and_ci95(query)
     return {"mean": mean, "ci": ci}
+
+
+def initial_weights(hparams: dict) -> dict:
+    """What training with these settings starts from: the reference's fresh model (its ``seed`` draws the
+    initialisation, as in the student's ``MAML``) and what moves each of its weights.
+
+    Returns:
+        weights: ``MAML.weights()`` before any step;
+        moved_by: name -> "optimiser" (a trainable variable), "statistics" (a running batch-norm statistic)
+            or "nothing";
+        beta_1, beta_2: the outer optimiser's (Adam's) decay rates.
+    """
+    maml, _ = modules()
+    model = maml.build_maml(hparams)
+    trainable = {variable.ref() for variable in model.trainable_variables}
+    moved_by = {name: "optimiser" if variable.ref() in trainable else
+                "statistics" if name.startswith("bn/") else "nothing"
+                for name, variable in model.weight_variables().items()}
+    return {"weights": model.weights(), "moved_by": moved_by, "beta_1": float(model.optimizer.beta_1),
+            "beta_2": float(model.optimizer.beta_2)}
 
 
 def transfer_accuracy(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:

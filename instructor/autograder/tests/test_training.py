@@ -10,7 +10,12 @@ check's share of the time budget is spent. That number only decides when to
 stop: the verdict is the grader's own measurement of the last trained
 meta-parameters, with the reference's inner loop, in the reference worker
 (so a student's evaluation that claims too much only stops its own training
-early). Training and judging are separate phases because only one
+early). Training starts from an initialisation the grader draws for this
+grading (``secrets``: a seed no file holds, passed as ``python maml.py --seed``
+passes its own), and before measuring anything the grader checks that the
+returned weights can be reached from it by the Adam steps it asked for
+(``adam_reach``): weights made before the grading, e.g. embedded in maml.py,
+score 0. Training and judging are separate phases because only one
 TensorFlow process is alive at a time (``conftest.py``).
 
 Transfer: the student's ``transfer_learn`` adapts a head to each validation
@@ -32,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -84,9 +90,12 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
 
     Returns:
         {"iteration", "weights", "history": [(iteration, the student's own validation accuracy)], "warnings",
-        "stopped": why training stopped}.
+        "stopped": why training stopped, "seed": the initialisation's seed, drawn here}; ``iteration`` counts
+        the steps the grader asked for and got an answer to (its own count, not the sandbox's).
     """
     spec = validation_spec(hp)
+    seed = secrets.randbits(31)  # drawn now, kept in this process: no file the student's code can read holds it
+    settings = {**settings, "seed": seed}  # initialisation and task stream, as `python maml.py --seed` sets them
     allowance = budget.share(f"{kind}_training")
     started = time.monotonic()
     limit, interval = iteration_budget(hp), hp["val_interval"]
@@ -96,16 +105,17 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         if left <= 0:
             stopped = f"this check's share of the time budget ({allowance:.0f} s) was spent"
             break
+        chunk = min(interval, limit - iteration)
         try:
             out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "validate": spec,
-                                                     "iterations": min(interval, limit - iteration)}, timeout=left)
+                                                     "iterations": chunk}, timeout=left)
         except StudentTimeout:  # `out` is still the last chunk's
             if out is None:  # not even one chunk: nothing to judge
                 raise
             stopped = (f"this check's share of the time budget ({allowance:.0f} s) was spent during iterations "
                        f"{iteration + 1}-{iteration + interval}")
             return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
-                    "stopped": stopped}  # the worker was stopped: nothing to forget
+                    "stopped": stopped, "seed": seed}  # the worker was stopped: nothing to forget
         warnings = warnings or out["warnings"]
         if out["iteration"] <= iteration:  # the process running the code ended and a new one started over
             raise AssertionError(f"training started over at iteration {out['iteration']}: the process running your "
@@ -113,7 +123,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         if not isinstance(out["loss"], float) or not math.isfinite(out["loss"]):
             raise AssertionError(f"the outer loss became {out['loss']} by iteration {out['iteration']}: look at "
                                  f"the checks of outer_loop and inner_loop.")
-        iteration = out["iteration"]
+        iteration += chunk
         history.append((iteration, out["accuracy"]))
         if isinstance(out["accuracy"], float) and out["accuracy"] >= TARGET:
             stopped = f"your evaluation reported {percent(out['accuracy'])}"
@@ -122,12 +132,66 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
     if out is None:
         raise AssertionError(f"not run: {stopped}.")
     return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
-            "stopped": stopped}
+            "stopped": stopped, "seed": seed}
+
+
+def adam_reach(steps: int, learning_rate: float, beta_1: float, beta_2: float) -> float:
+    """The farthest ``steps`` Adam steps (Keras' update, fresh slots) can move one parameter, whatever the gradients.
+
+    Step t moves a parameter by ``a_t * m_t / (sqrt(v_t) + eps)`` with
+    ``a_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``, ``m_t = (1 - b1) sum_i b1^(t-i) g_i``
+    and ``v_t = (1 - b2) sum_i b2^(t-i) g_i^2``. Cauchy-Schwarz on ``m_t``
+    (``b1^(t-i) = (b1 / sqrt(b2))^(t-i) * sqrt(b2)^(t-i)``) gives
+    ``|m_t| <= (1 - b1) / sqrt(1 - b2) * sqrt(sum_{k<t} (b1^2 / b2)^k) * sqrt(v_t)``,
+    so step t moves at most ``a_t`` times that factor: exactly ``lr`` at t = 1,
+    at most 7.3 ``lr`` later (b1 0.9, b2 0.999). A learning-rate schedule that
+    never exceeds ``learning_rate`` (MAML++'s cosine annealing) stays within it.
+    """
+    ratio, geometric, total = beta_1 ** 2 / beta_2, 0.0, 0.0
+    for t in range(1, steps + 1):
+        geometric = geometric * ratio + 1.0
+        total += (math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t) * (1 - beta_1) / math.sqrt(1 - beta_2)
+                  * math.sqrt(geometric))
+    return learning_rate * total
+
+
+def unreachable(weights: dict, start: dict, steps: int, learning_rate: float) -> str | None:
+    """Why ``weights`` cannot come from ``start`` by ``steps`` Adam steps, or None if they can.
+
+    Args:
+        weights: what training returned (name -> array); names or shapes that do not fit are left to the
+            reference's loading, which reports them.
+        start: ``reference.initial_weights``: the weights at the start and what moves each of them.
+    """
+    reach = adam_reach(steps, learning_rate, start["beta_1"], start["beta_2"])
+    for name, initial in start["weights"].items():
+        moved_by = start["moved_by"][name]
+        value = weights.get(name) if isinstance(weights, dict) else None
+        if moved_by == "statistics" or not isinstance(value, np.ndarray) or value.shape != initial.shape:
+            continue  # running batch-norm statistics follow the data, not the optimiser
+        limit = reach if moved_by == "optimiser" else 0.0
+        # float32: each of the `steps` updates rounds the parameter by at most half a unit in the last place
+        tolerance = limit * (1 + 1e-4) + steps * 2.0 ** -24 * (np.abs(initial) + limit)
+        moved = np.abs(value.astype(np.float64) - initial)
+        if not np.all(moved <= tolerance):  # NaN fails too
+            return (f"{name} moved by up to {np.nanmax(moved) if np.any(moved == moved) else float('nan'):.4g} "
+                    f"from its initialisation, and {steps} Adam steps of learning rate {learning_rate:g} move a "
+                    f"parameter by at most {limit:.4g}" + ("" if moved_by == "optimiser" else
+                                                           " (it is not trained)"))
+    return None
 
 
 def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
-    """The grader's verdict on a ``train`` run: its last weights measured with the reference; AssertionError if low."""
+    """The grader's verdict on a ``train`` run: its last weights, reachable from the grader's initialisation
+    (``unreachable``), measured with the reference; AssertionError if not reachable or low."""
     spec = validation_spec(hp)
+    hp = {**hp, "seed": run["seed"]}
+    start = reference_worker.call(reference.initial_weights, {"hparams": hp})
+    why = unreachable(run["weights"], start, run["iteration"], hp["outer_lr"])
+    if why:
+        raise AssertionError(f"the weights training returned cannot come from the initialisation the grader chose "
+                             f"(seed {run['seed']}) by the {run['iteration']} training steps it asked for: {why}. "
+                             f"Train the model MAML builds; weights made elsewhere are not accepted.")
     measured = reference_worker.call(reference.weights_accuracy, {"hparams": hp, "weights": run["weights"],
                                                                   "tasks": spec})
     if "error" in measured:

@@ -1,0 +1,74 @@
+"""Submissions that try to feed the hidden assessment checks data made before the grading, or the verdict's data.
+
+Each attack is the reference solution with a few lines added, graded by the
+real grader (``grader.runner``: pytest, the plugin, the sandbox and the
+reference worker) on the one check it attacks. An attack must score 0 on
+that check (or be flagged), with the reason; the honest reference passes the
+same checks in ``test_grading_training.py``.
+
+* Embedded weights: ``MAML.weights()`` returns weights fixed before the
+  grading (here: another seed's initialisation, the stand-in for weights
+  pre-trained at home), and ``train_step`` does nothing. Before the training
+  check started from an initialisation the grader draws at grading time, this
+  passed with zero training steps when the weights were good.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_grading_catalogue import student_files, table
+
+from grader import runner
+from grader.files import ROOT
+from instructor.autograder import TESTS as HIDDEN
+from instructor.release import build
+
+EMBEDDED_WEIGHTS = '''
+
+# ---- attack: weights made before the grading, and no training at all
+_EMBEDDED = {name: value.numpy() for name, value in init_parameters(5, seed=0).items()}
+
+
+def _embedded_weights(self):
+    weights = MetaLearner.weights(self)
+    weights.update({name: value.astype(weights[name].dtype) for name, value in _EMBEDDED.items()})
+    return weights
+
+
+def _no_step(self, task_batch):
+    zero = tf.constant(0.0)
+    return zero, zero, zero
+
+
+def _claims_the_target(self, tasks, chunk_size=8, progress=False):
+    return np.ones((len(tasks), self.num_inner_steps + 1), np.float32), np.ones(len(tasks), np.float32)
+
+
+MAML.weights = _embedded_weights
+MAML.train_step = _no_step
+MAML.evaluate = _claims_the_target
+'''
+
+
+@pytest.fixture(scope="module")
+def handout() -> build.Handout:
+    return build.build_handout(ROOT, allow_missing=True)
+
+
+def write_attack(handout: build.Handout, folder: Path, additions: dict[str, str]) -> Path:
+    """The reference's student files with ``additions`` (file -> code) appended."""
+    for path, text in student_files(handout, {}).items():
+        (folder / path).write_text(text + additions.get(path, ""), encoding="utf-8")
+    return folder
+
+
+def test_weights_embedded_in_maml_py_score_zero_on_the_training_check(handout, tmp_path, omniglot):
+    student = write_attack(handout, tmp_path, {"maml.py": EMBEDDED_WEIGHTS})
+    results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "fomaml_training"],
+                                       student_dir=student, env={"GRADER_TRAINING_ITERATIONS": "20"})
+    [test] = results.tests
+    assert test.points == 0 and test.status == "failed", table(results) + output[-3000:]
+    assert "cannot come from the initialisation the grader chose" in test.message, test.message
+    assert "by the 20 training steps it asked for: conv0 moved by up to" in test.message, test.message
