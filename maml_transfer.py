@@ -356,10 +356,11 @@ def pretrain(args: argparse.Namespace, values: settings.PretrainSettings) -> dic
         save_weights=lambda path: save_arrays(path, {name: v.numpy() for name, v in parameters.items()}),
         resume_command="python maml_transfer.py pretrain", desc="pre-train", loss_name="pre-training loss",
         record={"steps_per_epoch": stream.steps_per_epoch},
-        summaries=("val_accuracy_query", "val_accuracy_support_post", "train_loss", "train_accuracy"))
-    print(f"Final validation transfer accuracy {row['val_accuracy_query']:.3f} ± {row['val_accuracy_query_ci95']:.3f} "
-          f"at step {row['iteration']} (epoch {row['epoch']:g}, {row['seconds']:.0f} s). "
-          f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {log_dir / 'history.csv'}.")
+        summaries=("val_accuracy_query", "val_accuracy_support_post", "train_loss", "train_accuracy"),
+        final_words=lambda row: (
+            f"Final validation transfer accuracy {row['val_accuracy_query']:.3f} "
+            f"± {row['val_accuracy_query_ci95']:.3f} at step {row['iteration']} (epoch {row['epoch']:g}). "
+            f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {log_dir / 'history.csv'}."))
     return row
 
 

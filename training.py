@@ -8,7 +8,10 @@ Provided; you do not need to change anything here. ``python maml.py`` (``main``,
   settings (``settings.changed``);
 * validates at step 0 and every ``val_interval`` steps, appending a row to
   ``history.csv``, TensorBoard and the plot ``val_accuracy.png``, and saving a
-  checkpoint;
+  checkpoint (the plot at most every ``PLOT_EVERY_S`` seconds, and always at the end);
+* says which device trains, and after the first validation that follows
+  training steps the run's expected wall time (``RunClock``); its last line
+  says how long it took;
 * turns the first Ctrl-C into "stop after this step, save a checkpoint and
   print the command that resumes" (``DeferredInterrupt``);
 * writes ``weights.npz`` at the end.
@@ -27,6 +30,7 @@ import platform
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -69,7 +73,95 @@ def add_thread_arguments(parser: argparse.ArgumentParser, intra: int) -> None:
                         help="ops run in parallel (tasks of a batch); 0 = one per CPU core")
 
 
+def training_device() -> str:
+    """Which device trains, as the start-up line; on a GPU, also switches on deterministic ops.
+
+    With ``tf.config.experimental.enable_op_determinism`` the same seeds give the
+    same validation numbers on the same GPU, as they do on the CPU (what the
+    grader relies on). Not yet tried on a GPU: no GPU was available when written.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return f"Training on the CPU ({cores} cores)."
+    tf.config.experimental.enable_op_determinism()
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "unknown model")
+    return f"Training on GPU:0 ({name}), with deterministic ops."
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as "12 min 05 s" (or "42 s")."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+class RunClock:
+    """Times the training steps and, once, predicts the run's wall time from them.
+
+    The prediction comes after the first validation that follows at least two
+    training steps of this process (the first step compiles, so it is left out):
+    time since ``started`` + remaining steps x median seconds per step +
+    remaining validations x the seconds of that validation.
+    """
+
+    def __init__(self, started: float, num_steps: int, val_interval: int, unit: str):
+        self.started, self.num_steps, self.val_interval, self.unit = started, num_steps, val_interval, unit
+        self.step_seconds: list[float] = []
+        self.said = False
+
+    def timed_step(self, run: Callable[[], tuple[float, float]]) -> tuple[float, float]:
+        """``run()``, timed."""
+        start = time.perf_counter()
+        result = run()
+        self.step_seconds.append(time.perf_counter() - start)
+        return result
+
+    def estimate(self, done: int, validation_seconds: float) -> str | None:
+        """The expected-wall-time line after the validation at step ``done``; None if not yet or said."""
+        if self.said or len(self.step_seconds) < 2:
+            return None
+        self.said = True
+        per_step = float(np.median(self.step_seconds[1:]))
+        remaining = self.num_steps - done
+        validations = (self.num_steps // self.val_interval - done // self.val_interval
+                       + (self.num_steps % self.val_interval != 0))
+        total = time.perf_counter() - self.started + remaining * per_step + validations * validation_seconds
+        return (f"Expected wall time of this run: about {duration(total)} ({remaining} more {self.unit}s "
+                f"at {per_step:.2f} s, {validations} validations at {validation_seconds:.1f} s, "
+                f"measured on this machine).")
+
+
+class Prefetch:
+    """``make(at)`` for consecutive ``at``, the next one computed in a background thread.
+
+    For training batches, which depend only on the step: sampling batch
+    ``at + 1`` overlaps with training step ``at``. A context manager (the
+    thread ends on exit).
+    """
+
+    def __init__(self, make: Callable[[int], object], stop: int):
+        self.make, self.stop = make, stop
+        self.executor = ThreadPoolExecutor(max_workers=1)
+        self.pending = None  # (step, future)
+
+    def __call__(self, at: int):
+        pending, self.pending = self.pending, None
+        result = pending[1].result() if pending and pending[0] == at else self.make(at)
+        if at + 1 < self.stop:
+            self.pending = (at + 1, self.executor.submit(self.make, at + 1))
+        return result
+
+    def __enter__(self) -> "Prefetch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(cancel_futures=True)
+
+
 # -------------------------------------------------------------------- plots
+
+
+PLOT_EVERY_S = 10.0  # during training the plot is redrawn at most this often (and always at the end)
 
 
 def new_figure():
@@ -170,7 +262,7 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
                  plot: Callable[[list[dict]], None], save_weights: Callable[[Path], None],
                  resume_command: str, desc: str, loss_name: str, record: dict | None = None,
                  summaries: Sequence[str] = (), step_summaries: Sequence[str] = (),
-                 stop_at: float | None = None) -> dict:
+                 stop_at: float | None = None, final_words: Callable[[dict], str] | None = None) -> dict:
     """Trains ``num_steps`` steps in the run folder ``log_dir``, validating, checkpointing and plotting.
 
     Args:
@@ -192,12 +284,16 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
         summaries: history keys also written to TensorBoard at every validation.
         step_summaries: the names of a step's (loss, accuracy) in TensorBoard, if written every step.
         stop_at: stop once validation query accuracy reaches this.
+        final_words: the last history row -> a line printed after training, before the
+            last line, which says how long training took.
 
     Returns:
         The last history row.
     """
     from tqdm import tqdm
 
+    started = time.perf_counter()
+    print(training_device())
     counter_variable = tf.Variable(0, dtype=tf.int64, name=counter)
     checkpoint = tf.train.Checkpoint(**state, **{counter: counter_variable})
     manager = tf.train.CheckpointManager(checkpoint, log_dir / "checkpoints", max_to_keep=2)
@@ -214,6 +310,11 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
 
     writer = tf.summary.create_file_writer(str(log_dir / "tensorboard"))
     window: list[tuple[float, float]] = []  # (loss, accuracy) of the steps since the last validation
+    plotted = {"rows": -1, "at": -math.inf}  # how many history rows the plot shows, and when it was drawn
+
+    def draw_plot() -> None:
+        plot(history)
+        plotted.update(rows=len(history), at=time.perf_counter())
 
     def add_row(at: int, seconds: float) -> dict:
         row = {"iteration": at, "seconds": round(seconds, 3), **validate(at, window)}
@@ -224,7 +325,8 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
         with writer.as_default(step=at):
             for key in summaries:
                 tf.summary.scalar(key, row[key])
-        plot(history)
+        if time.perf_counter() - plotted["at"] >= PLOT_EVERY_S:
+            draw_plot()
         manager.save(checkpoint_number=at)
         return row
 
@@ -234,6 +336,7 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
     t0 = time.perf_counter() - elapsed  # the clock counts training and its validations, not step 0's
     row = history[-1]
     reached = False
+    clock = RunClock(started, num_steps, values.val_interval, counter)
     bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=desc,
                unit="it" if counter == "iteration" else counter, dynamic_ncols=True)
     interrupt = DeferredInterrupt(bar.write, counter)
@@ -241,7 +344,7 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
         for at in bar:
             if interrupt.requested:
                 break
-            loss, accuracy = step(at)
+            loss, accuracy = clock.timed_step(lambda: step(at))
             counter_variable.assign(at + 1)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the {loss_name} became {loss} at {counter} {at + 1}")
@@ -251,7 +354,11 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
                     for name, value in zip(step_summaries, (loss, accuracy)):
                         tf.summary.scalar(name, value)
             if (at + 1) % values.val_interval == 0 or at + 1 == num_steps:
-                row = add_row(at + 1, time.perf_counter() - t0)
+                validation_started = time.perf_counter()
+                row = add_row(at + 1, validation_started - t0)
+                expected = clock.estimate(at + 1, time.perf_counter() - validation_started)
+                if expected:
+                    bar.write(expected)
                 reached = stop_at is not None and row["val_accuracy_query"] >= stop_at
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", val=f"{row['val_accuracy_query']:.3f}")
             if reached:
@@ -262,12 +369,18 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
         interrupt.restore()
         bar.close()
         writer.flush()
+        if plotted["rows"] != len(history):  # the final plot shows every validation
+            draw_plot()
     if interrupt.requested:
         manager.save(checkpoint_number=int(counter_variable.numpy()))
         raise SystemExit(
             f"Interrupted at {counter} {int(counter_variable.numpy())}; checkpoint saved. Continue with:\n"
             f"  {resume_command} --log-dir {log_dir} --resume " + " ".join(settings.cli_flags(values)))
     save_weights(log_dir / "weights.npz")
+    if final_words:
+        print(final_words(row))
+    print(f"Trained {counter}s {start}..{int(counter_variable.numpy())} in "
+          f"{duration(time.perf_counter() - started)} (compiling, training, validating, writing files).")
     return row
 
 
@@ -321,8 +434,10 @@ def train(args: argparse.Namespace, values: settings.MAMLSettings, build: Callab
     val_tasks = [val_sampler.task(i) for i in range(values.num_val_tasks)]
     model = build(hp)
 
+    batch = Prefetch(lambda at: train_tasks.batch(at, values.meta_batch_size), values.num_iterations)
+
     def step(at: int) -> tuple[float, float]:
-        loss, _, accuracy_query = model.train_step(train_tasks.batch(at, values.meta_batch_size))
+        loss, _, accuracy_query = model.train_step(batch(at))
         return float(loss), float(accuracy_query)
 
     def validate(at: int, window: list[tuple[float, float]]) -> dict:
@@ -333,18 +448,19 @@ def train(args: argparse.Namespace, values: settings.MAMLSettings, build: Callab
                 "val_accuracy_query_ci95": ci, "val_accuracy_support_pre": float(support[:, 0].mean()),
                 "val_accuracy_support_post": float(support[:, -1].mean())}
 
-    row = run_training(
-        log_dir, values, hp, resume=args.resume, state=model.checkpoint_state(), counter="iteration",
-        num_steps=values.num_iterations, step=step, validate=validate, fields=HISTORY_FIELDS,
-        plot=lambda history: plot_validation(history, log_dir / "val_accuracy.png", title(values)),
-        save_weights=model.save_weights, resume_command="python maml.py", desc="meta-train",
-        loss_name="outer loss", stop_at=args.stop_at_accuracy,
-        summaries=("val_accuracy_query", "val_accuracy_support_pre", "val_accuracy_support_post"),
-        step_summaries=("train_loss", "train_accuracy_query"))
-    print(f"Final validation query accuracy {row['val_accuracy_query']:.3f} "
-          f"± {row['val_accuracy_query_ci95']:.3f} at iteration {row['iteration']}. "
-          f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {log_dir / HISTORY}.")
-    return row
+    with batch:
+        return run_training(
+            log_dir, values, hp, resume=args.resume, state=model.checkpoint_state(), counter="iteration",
+            num_steps=values.num_iterations, step=step, validate=validate, fields=HISTORY_FIELDS,
+            plot=lambda history: plot_validation(history, log_dir / "val_accuracy.png", title(values)),
+            save_weights=model.save_weights, resume_command="python maml.py", desc="meta-train",
+            loss_name="outer loss", stop_at=args.stop_at_accuracy,
+            summaries=("val_accuracy_query", "val_accuracy_support_pre", "val_accuracy_support_post"),
+            step_summaries=("train_loss", "train_accuracy_query"),
+            final_words=lambda row: (
+                f"Final validation query accuracy {row['val_accuracy_query']:.3f} "
+                f"± {row['val_accuracy_query_ci95']:.3f} at iteration {row['iteration']}. "
+                f"Wrote {log_dir / 'weights.npz'}, {log_dir / 'val_accuracy.png'}, {log_dir / HISTORY}."))
 
 
 def fixed_test_tasks(num_way: int, num_support: int, num_query: int, num_tasks: int) -> list[load_data.Task]:

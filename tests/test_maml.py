@@ -321,6 +321,34 @@ def test_evaluate_is_per_task_and_pads_the_last_chunk(tasks32):
     assert int(model.optimizer.iterations.numpy()) == 0
 
 
+def test_the_evaluation_loop_gives_each_task_what_outer_loop_gives_it_alone(tasks32):
+    """One compiled loop over the stacked tasks (tf.map_fn) = outer_loop per task, bit for bit, in any chunks."""
+    model = MAML(5, num_inner_steps=2)
+    tasks = tasks32  # 4 tasks
+    support, query = model.evaluate(tasks)  # one call for all of them
+    alone = tf.function(lambda *task: model.outer_loop([task], train=False))
+    for i, task in enumerate(tasks):
+        _, s, q = alone(*map(tf.constant, task))
+        np.testing.assert_array_equal(support[i], s.numpy())
+        np.testing.assert_array_equal(query[i], q.numpy())
+    for chunk_size in (3,):  # the last chunk padded
+        chunked = model.evaluate(tasks, chunk_size=chunk_size)
+        np.testing.assert_array_equal(chunked[0], support)
+        np.testing.assert_array_equal(chunked[1], query)
+
+
+def test_untraceable_student_code_is_evaluated_eagerly_with_one_warning(tasks32):
+    model, reference = NumpyInTheLoop(5, num_inner_steps=1), MAML(5, num_inner_steps=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        support, query = model.evaluate(tasks32[:3])
+    assert model._evaluate.eager
+    assert sum(issubclass(w.category, RuntimeWarning) and "runs eagerly" in str(w.message) for w in caught) == 1
+    expected_support, expected_query = reference.evaluate(tasks32[:3])
+    np.testing.assert_allclose(support, expected_support, atol=1e-6)
+    np.testing.assert_allclose(query, expected_query, atol=1e-6)
+
+
 def test_mean_and_ci95():
     values = np.array([0.6, 0.8, 1.0, 0.8])
     mean, half_width = mean_and_ci95(values)
