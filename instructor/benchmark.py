@@ -4,6 +4,14 @@ A separate program, not a test: it prints figures for the README. Run it on a qu
 
     python instructor/benchmark.py                    # assignment settings, meta-batch 8
     python instructor/benchmark.py --meta-batch-sizes 4 8 16 --repeats 3
+    python instructor/benchmark.py --full-run         # what a student waits for: python maml.py
+
+--full-run runs ``python maml.py`` with its defaults (1000 iterations, 51
+validations of 100 tasks) in a temporary run folder, as a student would, and
+prints its wall time, its seconds per meta-iteration and per validation (as the
+run measured them for its expected-wall-time line: the median of iterations 2-20,
+the first compiles, and the validation at 20), and the machine's load average
+before and after.
 
 Per meta-batch size it reports:
   * first call: tracing and compiling the training step (once per run);
@@ -20,8 +28,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import load_data  # noqa: E402
 import maml  # noqa: E402
 import training  # noqa: E402
+from grader.files import ROOT  # noqa: E402
 
 
 def seconds_per_iteration(data, meta_batch_size: int, steps: int) -> tuple[float, float]:
@@ -58,10 +70,30 @@ def time_to_target(data, meta_batch_size: int, seed: int, target: float, val_int
     for step in range(max_iterations):
         model.train_step(sampler.batch(step, meta_batch_size))
         if (step + 1) % val_interval == 0:
-            _, query = model.evaluate(val_tasks, chunk_size=meta_batch_size)
+            _, query = model.evaluate(val_tasks)
             if query.mean() >= target:
                 return step + 1, time.perf_counter() - start
     return None, time.perf_counter() - start
+
+
+def full_run() -> None:
+    """Times ``python maml.py`` with its defaults, as a subprocess in a temporary run folder."""
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as log_dir:
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "maml.py", "--log-dir", log_dir], cwd=ROOT,
+                                stdout=subprocess.PIPE, text=True)  # the progress bar stays on the terminal
+        wall = time.perf_counter() - start
+    load_after = os.getloadavg()
+    print(result.stdout, end="")
+    if result.returncode != 0:
+        raise SystemExit(f"python maml.py failed (exit code {result.returncode}).")
+    measured = re.search(r"at ([\d.]+) s, \d+ validations at ([\d.]+) s", result.stdout)
+    per_iteration, per_validation = (float(x) for x in measured.groups())
+    print(f"\nfull default run (python maml.py): {wall:.0f} s wall ({wall / 60:.1f} min); "
+          f"{per_iteration:.3f} s per meta-iteration, {per_validation:.1f} s per validation; "
+          f"{os.cpu_count()} CPUs, load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
+          f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
 
 
 def main() -> None:
@@ -73,8 +105,12 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.8)
     parser.add_argument("--val-interval", type=int, default=5)
     parser.add_argument("--max-iterations", type=int, default=1000)
+    parser.add_argument("--full-run", action="store_true",
+                        help="time one full default run of python maml.py instead (ignores the options above)")
     training.add_thread_arguments(parser, intra=1)
     args = parser.parse_args()
+    if args.full_run:
+        return full_run()
     training.configure_threads(args.intra_op_threads, args.inter_op_threads)
 
     import tensorflow as tf
