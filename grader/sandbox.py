@@ -85,13 +85,19 @@ class Limits:
         memory_bytes: address space of the worker (RLIMIT_AS; TensorFlow alone reserves ~1.5 GB).
         cpu_seconds: CPU time of one worker (RLIMIT_CPU), all its threads together.
         file_bytes: the largest file the student's code may write (RLIMIT_FSIZE).
+        disk_bytes: the size of each private folder of the worker's own filesystem view (its home folder and
+            ``/tmp``, both tmpfs; ``grader.mounts``): what all its files together may take.
         processes: processes and threads of the worker's uid (RLIMIT_NPROC; only with a uid of its own).
         output_bytes: printed output kept for the log (first and last halves).
         message_bytes: the largest answer accepted from the worker.
         max_starts: workers started at most (a crash ends one; the next call starts another).
-        user: "auto", "always" or "never" (see ``grader.worker.harden``; with "always", a worker
-            whose user could not read Python or ``readable`` is not started: ``SandboxError``).
+        user: "auto" or "always": as root, the student's code runs as a uid of its own, and a worker
+            whose uid could not read Python or ``readable`` is not started (``SandboxError`` with the fix);
+            "never": it runs as the grader's own user, root included (only for one's own code; see
+            ``grader.worker.harden``).
         isolate_network: cut the worker off the network where the OS allows.
+        own_view: as root, give the worker a view of the filesystem of its own where the OS allows
+            (``grader.mounts``); False shows what the other protections do without it.
         exclusive: starting a worker stops every other worker of this process (one TensorFlow at a time).
         resident_bytes: resident memory of the worker's process tree; 0: derived from the container, see
             ``grader.container`` and ``resident_limit``; negative: none. A worker above it is killed and the
@@ -104,12 +110,14 @@ class Limits:
     memory_bytes: int = 8 * 2**30
     cpu_seconds: float = 7200.0
     file_bytes: int = 256 * 2**20
+    disk_bytes: int = 1 * 2**30
     processes: int = 1024
     output_bytes: int = 256 * 2**10
     message_bytes: int = 512 * 2**20
     max_starts: int = 8
     user: str = "auto"
     isolate_network: bool = True
+    own_view: bool = True
     exclusive: bool = True
     resident_bytes: int = 0
 
@@ -216,6 +224,31 @@ def _interop_threads() -> str:
     return "1" if quota is not None and quota <= 1 else "2"
 
 
+def process_namespace() -> tuple[list[str], str]:
+    """(the command that starts the worker in a PID namespace of its own, or [], a note on what happened).
+
+    As root on Linux, util-linux's ``unshare --pid --fork --kill-child`` starts
+    ``sh`` as the namespace's first process, which runs the worker and ends
+    when it ends (its exit status 128 + N: the worker was killed by signal N);
+    then the kernel ends every process in the namespace, a daemon that left the
+    worker's session included. Nothing there can see or signal the grader's
+    processes. (The worker itself is not the first process: that one ignores
+    even SIGKILL sent from inside, so code that kills its own process would
+    hang instead of ending.)
+    """
+    tool = shutil.which("unshare")
+    if not sys.platform.startswith("linux"):
+        why = sys.platform
+    elif os.geteuid() != 0:
+        why = "the grader is not root"
+    elif tool is None:
+        why = "no unshare command"
+    else:
+        return ([tool, "--pid", "--fork", "--kill-child", "/bin/sh", "-c", '"$@"; exit $?', "sh"],
+                "a PID namespace of its own: all end with the worker")
+    return [], f"shared with the system ({why}): the grader ends the worker's process group, uid and marked ones"
+
+
 def _kill_marked(marker: bytes) -> int:
     """Kills every process whose environment holds ``marker`` (the sandbox's token); returns how many.
 
@@ -280,8 +313,12 @@ class Sandbox:
         self._resident_limit: int | None = None
         self._oom_kills: int | None = None  # the container's OOM kill count when the worker started
         self._probes: dict[str, str] = {}  # probe module file -> module name in the worker
+        self._namespace, self._processes_note = ([], "the grader's (reference worker)") if trusted else \
+            process_namespace()
         self._uid = secrets.randbelow(UID_RANGE[1] - UID_RANGE[0]) + UID_RANGE[0]
         self._marker = f"GRADER_SANDBOX={token}"
+        self._view_root = self.job / f"view-{token}"  # where the worker builds its filesystem view
+        self._no_bytecode = self.job / f"bytecode-{token}"  # never created: no compiled file is ever read
         try:
             if trusted:
                 self.workspace = ROOT  # the grader's own files: the reference worker imports from there
@@ -303,6 +340,7 @@ class Sandbox:
 
     def _build(self, student_dir: Path) -> None:
         self.job.chmod(0o711)
+        self._view_root.mkdir(mode=0o700)
         self.workspace.mkdir()
         (self.scratch / "tmp").mkdir(parents=True)
         self.scratch.chmod(0o700)
@@ -391,15 +429,22 @@ class Sandbox:
         self._resident_limit = None if self.trusted else resident_limit(limits)  # the reference: watched only
         config = {
             "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
+            "view_root": str(self._view_root) if limits.own_view and not self.trusted else None,
+            "pid_namespace": bool(self._namespace),
             "request_fd": request_read, "response_fd": response_write,
             "user": limits.user, "uid": self._uid, "gid": self._uid, "isolate_network": limits.isolate_network,
             "trusted": self.trusted,
             "limits": {"memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds,
-                       "file_bytes": limits.file_bytes, "processes": limits.processes},
+                       "file_bytes": limits.file_bytes, "processes": limits.processes,
+                       "disk_bytes": limits.disk_bytes},
         }
+        # -B writes no compiled file and pycache_prefix makes Python look for them where none can be (a
+        # compiled file planted in grader/__pycache__ is never read); the PID namespace (process_namespace)
+        # ends every process the student's code started when the worker ends
+        python = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={self._no_bytecode}", "-u"]
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-u", "-c", BOOT, str(self.workspace), json.dumps(config)],
+                [*self._namespace, *python, "-c", BOOT, str(self.workspace), json.dumps(config)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.scratch,
                 env=self._env(), pass_fds=(request_read, response_write), start_new_session=True)
         finally:
@@ -423,7 +468,9 @@ class Sandbox:
             self._stop()
             raise SandboxError(f"the grader could not start the process for the student's code: "
                                f"{hello['refused']}")
-        self.notes = {key: hello.get(key) for key in ("uid", "own_uid", "account", "network", "limits_refused")}
+        self.notes = {key: hello.get(key) for key in ("uid", "own_uid", "account", "network", "view",
+                                                      "limits_refused")}
+        self.notes["processes"] = self._processes_note
         self.notes.update(resident_limit=self._resident_limit, resident_peaks=self.peaks)
 
     def _watch(self, process: subprocess.Popen, limit: int | None, index: int) -> None:
@@ -560,6 +607,8 @@ class Sandbox:
                 code = process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 code = None
+        if code is not None and code > 128 and self._namespace:  # sh's way of saying "killed by a signal"
+            code = 128 - code
         over_memory, limit = self._over_memory, self._resident_limit
         self._stop()
         lines = self.outputs[-1].strip().splitlines() if self.outputs else []
@@ -598,7 +647,8 @@ class Sandbox:
         notes = self.notes or {}
         refused = f" (refused by the system: {', '.join(notes['limits_refused'])})" if notes.get("limits_refused") else ""
         lines = [f"sandbox: user {notes.get('account', '(never started)')}; network "
-                 f"{notes.get('network', '(never started)')}; {self.starts} worker start(s); limits{refused} "
+                 f"{notes.get('network', '(never started)')}; filesystem {notes.get('view', '(never started)')}; "
+                 f"processes {notes.get('processes', '(never started)')}; {self.starts} worker start(s); limits{refused} "
                  + json.dumps({k: v for k, v in asdict(self.limits).items()
                                if k in ("call_seconds", "total_seconds", "memory_bytes", "cpu_seconds")})]
         if self.peaks:

@@ -8,9 +8,12 @@ imported, using only the standard library until then:
    uid of its own, the number of processes;
 2. no network: a new, empty network namespace (``unshare(CLONE_NEWNET)``; as
    an ordinary user together with a user namespace), when the kernel allows;
-3. when started as root: a uid and gid of its own (no other process or file
-   has them), no supplementary groups, and a check that root cannot be
-   regained;
+3. when started as root: a view of the filesystem of its own
+   (``grader.mounts``: Python, the data and its code read-only, private
+   tmpfs for its home folder and /tmp, nothing else), then a uid and gid of
+   its own (no other process or file has them), no supplementary groups, and
+   a check that root cannot be regained; where that uid could not read
+   Python, nothing runs (``refused``) unless GRADER_USER=never;
 4. ``PR_SET_PDEATHSIG``: it dies with the grader.
 
 Then it reports what it achieved (``hello``) and serves requests: each names a
@@ -134,37 +137,54 @@ def _drop_privileges(uid: int, gid: int, scratch: str) -> None:
     raise RuntimeError("root could be regained after dropping privileges")
 
 
-def harden(config: dict) -> dict:
-    """Applies the limits, network isolation and user of ``config``; returns what was achieved.
+def _view(config: dict, uid: int, gid: int) -> str:
+    """Enters the student's own view of the filesystem (``grader.mounts``); returns a note on what happened."""
+    from grader import mounts
 
-    ``config["user"]``: "auto" (a uid of its own when started as root and the
-    Python installation is readable by that uid; otherwise stay, with a note),
-    "always" (a uid of its own whenever started as root; when that uid cannot
-    read what the student's code needs, nothing is run: ``refused`` says why)
-    or "never".
+    if not config.get("view_root"):
+        return "the whole filesystem: a view of its own is switched off"
+    read_only = [*mounts.python_paths(), *config.get("readable", []), config["workspace"]]
+    try:
+        mounts.enter_view(config["view_root"], read_only, [config["scratch"]],
+                          disk_bytes=config["limits"]["disk_bytes"], uid=uid, gid=gid)
+    except OSError as error:
+        return f"the whole filesystem: the system refused a view of its own ({error})"
+    os.makedirs(os.path.join(config["scratch"], "tmp"), exist_ok=True)
+    return (f"its own: Python, its packages, the data and its code read-only; its home folder and /tmp "
+            f"private ({config['limits']['disk_bytes'] // 2**20} MiB each)")
+
+
+def harden(config: dict) -> dict:
+    """Applies the limits, network isolation, filesystem view and user of ``config``; returns what was achieved.
+
+    Started as root, the student's code runs as a uid of its own, in a view of
+    the filesystem of its own where the system allows (``grader.mounts``: it also
+    makes an interpreter under ``/root`` reachable for that uid). ``config["user"]``:
+    "auto" or "always" (a uid of its own; when that uid cannot read what the
+    student's code needs, nothing is run: ``refused`` says why and how to fix
+    it) or "never" (stay root: only for one's own code, e.g. a student's
+    container where no other user can run Python).
     """
     if sys.platform.startswith("linux"):
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the grader is already gone
-        os._exit(70)
+    if os.getppid() == 1 and not config.get("pid_namespace"):  # the grader is already gone (in a PID namespace
+        os._exit(70)  # the parent is the namespace's first process, which ends with the grader)
     user, uid, gid = config.get("user", "auto"), config.get("uid"), config.get("gid")
+    view = "the whole filesystem: only root can build a view of its own"
     if os.getuid() != 0:
         uid, account = None, "the grader's own user (the grader does not run as root)"
     elif user == "never" or uid is None:
-        uid, account = None, "root (a separate user is switched off)"
+        uid, account = None, "root (GRADER_USER=never: a user of its own is switched off)"
     else:
+        view = _view(config, uid, gid) if sys.platform.startswith("linux") else view
         blocked = _unreadable_as(uid, gid, _needed_paths(config))
-        if blocked and user == "always":  # it would fail on its first import: say so instead
-            return {"refused": f"the student's code must run as a user of its own (GRADER_USER=always), but "
-                               f"{blocked} is not readable by other users; install Python and the data where "
-                               f"every user can read them (as the autograder's setup.sh does), or set "
-                               f"GRADER_USER=auto"}
-        if blocked:
-            uid, account = None, (f"root: {blocked} is not readable by other users, so student code cannot "
-                                  f"run as one; install Python where every user can read it (as the "
-                                  f"autograder's setup.sh does)")
-        else:
-            account = f"uid {uid}, a user of its own"
+        if blocked:  # it would fail on its first import: say so instead of running it as root
+            return {"refused": f"the student's code must run as a user of its own, but {blocked} is not readable "
+                               f"by other users (filesystem: {view}); install "
+                               f"Python and the data where every user can read them (as the autograder's "
+                               f"setup.sh does), or run the grader where it may use mount namespaces; only for "
+                               f"your own code, GRADER_USER=never runs it as root"}
+        account = f"uid {uid}, a user of its own"
     network = _unshare_network() if config.get("isolate_network", True) else "not isolated: switched off"
     refused = _set_limits(config["limits"], own_uid=uid is not None)
     if uid is not None:
@@ -172,7 +192,7 @@ def harden(config: dict) -> dict:
     os.umask(0o077)
     os.chdir(config["scratch"])
     return {"uid": os.getuid(), "own_uid": uid is not None, "account": account, "network": network,
-            "limits_refused": refused}
+            "view": view, "limits_refused": refused}
 
 
 def _call(probe: str, args: dict, trusted: bool = False):

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -176,8 +180,25 @@ def test_wire_refuses_malformed_and_oversized_messages():
     os.close(read), os.close(write)
 
 
-def test_a_process_escaping_into_its_own_session_is_killed(tmp_path):
-    pid_file = tmp_path / "daemon.pid"
+def processes_with(argument: str) -> list[int]:
+    """The pids of the running processes with ``argument`` on their command line (seen from the grader)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and argument.encode() in (entry / "cmdline").read_bytes().split(b"\0") \
+                    and running(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="without root there is no PID namespace: a daemon that also "
+                                               "clears its environment outlives the worker (see the README)")
+def test_a_daemon_with_a_clean_environment_in_its_own_session_ends_with_the_worker(tmp_path):
+    """It left the worker's process group and session and dropped the sandbox's marker from its environment:
+    only the PID namespace ends it (with a uid of its own, the kill of that uid as well)."""
+    seconds = f"{300 + secrets.randbelow(10**6) / 10**6:.6f}"  # a command line to find it by
     code = f"""
         import os, time
 
@@ -185,25 +206,18 @@ def test_a_process_escaping_into_its_own_session_is_killed(tmp_path):
             if os.fork() == 0:
                 os.setsid()
                 if os.fork() == 0:
-                    with open({str(pid_file)!r}, "w") as handle:
-                        handle.write(str(os.getpid()))
-                    time.sleep(300)
+                    os.execve("/bin/sleep", ["sleep", {seconds!r}], {{}})
                 os._exit(0)
-            for _ in range(100):
-                if os.path.exists({str(pid_file)!r}):
-                    break
-                time.sleep(0.05)
+            time.sleep(0.5)
             return "forked"
         """
-    if os.geteuid() == 0:  # the daemon writes the pid file as the sandbox's user: let it
-        tmp_path.chmod(0o777)
-    sandbox = make_sandbox(tmp_path, code)
-    assert sandbox.call(probes.run, {"function": "escape"}) == "forked"
-    pid = int(pid_file.read_text())
-    assert running(pid)
-    sandbox.close()
-    time.sleep(0.2)
-    assert not running(pid)
+    for user in ("always", "never"):  # a uid of its own; root (GRADER_USER=never: only the namespace)
+        sandbox = make_sandbox(tmp_path, code, replace(QUICK, user=user))
+        assert sandbox.call(probes.run, {"function": "escape"}) == "forked"
+        assert processes_with(seconds), user
+        sandbox.close()
+        time.sleep(0.2)
+        assert not processes_with(seconds), user
 
 
 def test_no_network_where_the_kernel_allows(tmp_path):
@@ -246,40 +260,78 @@ def unusable_by_other_users() -> str | None:
         if child.returncode else None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can switch the student's code to another user")
-def test_as_root_the_code_runs_as_a_user_of_its_own_that_can_touch_nothing(tmp_path):
-    if reason := unusable_by_other_users():  # e.g. Python under /root (mode 700): see the test below
-        pytest.skip(f"no user of its own can work here: {reason}")
+ATTACKS = """
+    import os, socket
+
+    def probe(secret, hidden_test, unix_socket):
+        here = os.path.dirname(__file__)
+        grader_file = os.path.join(here, "grader", "wire.py")
+
+        def connect():
+            with socket.socket(socket.AF_UNIX) as client:
+                client.connect(unix_socket)
+
+        attempts = {
+            "read the grader's secret": lambda: open(secret).read(),
+            "read the hidden tests": lambda: open(hidden_test).read(),
+            "reach a host socket": connect,
+            "change a grader file": lambda: open(grader_file, "a").write("#"),
+            "make it writable": lambda: os.chmod(grader_file, 0o666),
+            "plant a compiled file": lambda: os.makedirs(os.path.join(here, "grader", "__pycache__")),
+            "change its own code": lambda: open(os.path.join(here, "maml.py"), "a").write("#"),
+            "become root": lambda: os.setuid(0),
+            "signal the grader": lambda: os.kill(os.getppid(), 0) if os.getppid() > 1 else os.kill(1, 0),
+        }
+        outcome = {"uid": os.getuid()}
+        for name, attempt in attempts.items():
+            try:
+                attempt()
+                outcome[name] = "allowed"
+            except OSError as error:  # PermissionError, FileNotFoundError (not in its view), read-only
+                outcome[name] = type(error).__name__
+        return outcome
+    """
+
+
+def attack_targets(tmp_path: Path) -> dict[str, str]:
+    """A root-only secret, a hidden test and a unix socket anyone may connect to, for ``ATTACKS``."""
     secret = tmp_path / "secret.txt"  # stands for the hidden tests' expected values
     secret.write_text("expected values")
     secret.chmod(0o600)
-    code = """
-        import os
+    public = Path(tempfile.mkdtemp(prefix="grader-test-socket-"))
+    public.chmod(0o755)
+    return {"secret": str(secret), "hidden_test": str(next(runner.HIDDEN_TESTS.rglob("*.py"))),
+            "unix_socket": str(public / "socket")}
 
-        def probe(secret):
-            grader_file = os.path.join(os.path.dirname(__file__), "grader", "wire.py")
-            attempts = {
-                "read the grader's secret": lambda: open(secret).read(),
-                "change a grader file": lambda: open(grader_file, "a").write("#"),
-                "make it writable": lambda: os.chmod(grader_file, 0o666),
-                "become root": lambda: os.setuid(0),
-                "signal the grader": lambda: os.kill(os.getppid(), 0),
-            }
-            outcome = {"uid": os.getuid()}
-            for name, attempt in attempts.items():
-                try:
-                    attempt()
-                    outcome[name] = "allowed"
-                except PermissionError:
-                    outcome[name] = "denied"
-            return outcome
-        """
-    with make_sandbox(tmp_path, code, replace(QUICK, user="always")) as sandbox:
-        outcome = sandbox.call(probes.privileges, {"secret": str(secret)})
-        assert sandbox.notes["own_uid"] and "a user of its own" in sandbox.notes["account"]
-        assert not sandbox.tampered()
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can switch the student's code to another user")
+@pytest.mark.parametrize("own_view", [True, False], ids=["own view", "whole filesystem"])
+def test_as_root_the_code_runs_as_a_user_of_its_own_that_can_touch_nothing(tmp_path, own_view):
+    """Set-up (a), Python not readable by other users: the view makes it reachable for a uid of its own, and
+    shows nothing of the grader's. Set-up (b), a world-readable Python without the view: the uid alone."""
+    if not own_view and (reason := unusable_by_other_users()):  # e.g. Python under /root (mode 700)
+        pytest.skip(f"set-up (b) needs a Python every user can read: {reason}")
+    targets = attack_targets(tmp_path)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(targets["unix_socket"])
+    os.chmod(targets["unix_socket"], 0o777)
+    server.listen()
+    try:
+        with make_sandbox(tmp_path, ATTACKS, replace(QUICK, user="always", own_view=own_view)) as sandbox:
+            outcome = sandbox.call(probes.privileges, targets)
+            assert sandbox.notes["own_uid"] and "a user of its own" in sandbox.notes["account"]
+            assert sandbox.notes["view"].startswith("its own" if own_view else "the whole filesystem")
+            assert not sandbox.tampered()
+    finally:
+        server.close()
+        shutil.rmtree(Path(targets["unix_socket"]).parent)
     assert outcome.pop("uid") == sandbox.notes["uid"] != 0
-    assert set(outcome.values()) == {"denied"}, outcome
+    allowed = {name for name, result in outcome.items() if result == "allowed"}
+    if own_view:
+        assert not allowed, outcome
+    else:  # without the view a world-readable repository and socket are open to it (README's table)
+        assert allowed <= {"read the hidden tests", "reach a host socket"}, outcome
+        assert outcome["read the grader's secret"] == "PermissionError", outcome
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can switch the student's code to another user")
@@ -296,7 +348,7 @@ def test_as_root_a_user_of_its_own_that_could_not_read_the_data_runs_nothing_and
         with pytest.raises(SandboxError, match="is not readable by other users") as refused:
             sandbox.call(probes.privileges)
         assert sandbox.process is None and sandbox.starts == 1
-    assert "GRADER_USER=auto" in str(refused.value)
+    assert "GRADER_USER=never runs it as root" in str(refused.value)
     assert not imported.exists()
 
 
@@ -313,7 +365,7 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
                     handle.write("def assert_close(*args, **kwargs):\\n    pass\\n")
                 os.remove(os.path.join(os.path.dirname(target), "results.py"))
                 return "changed"
-            except PermissionError:
+            except OSError:  # PermissionError; in its own view, a read-only file system
                 return "denied"
         """
     with make_sandbox(tmp_path, code) as sandbox:
@@ -323,6 +375,37 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
         assert changed == []
     else:  # the same user as the grader: it could, and it is caught
         assert changed == ["grader/compare.py", "grader/results.py"]
+
+
+def test_a_compiled_file_planted_in_the_grader_folder_is_never_read(tmp_path):
+    """As root on the whole filesystem (GRADER_USER=never, no view: the worst case), the code plants a compiled
+    grader/__pycache__/wire.*.pyc that passes Python's check (the source's time and size); the next worker
+    must still run the source (pycache_prefix points where no compiled file is)."""
+    code = """
+        import os, sys
+        from importlib._bootstrap_external import _code_to_timestamp_pyc
+
+        def plant():
+            folder = os.path.join(os.path.dirname(__file__), "grader")
+            source = os.path.join(folder, "wire.py")
+            text = open(source).read() + "\\nPLANTED = True\\n"
+            stat = os.stat(source)
+            try:
+                os.chmod(folder, 0o755)
+                os.makedirs(os.path.join(folder, "__pycache__"), exist_ok=True)
+                with open(os.path.join(folder, "__pycache__", f"wire.{sys.implementation.cache_tag}.pyc"), "wb") as handle:
+                    handle.write(_code_to_timestamp_pyc(compile(text, source, "exec"), stat.st_mtime, stat.st_size))
+            except OSError as error:
+                return type(error).__name__
+            return "planted"
+
+        def planted():
+            return getattr(sys.modules["grader.wire"], "PLANTED", False)
+        """
+    with make_sandbox(tmp_path, code, replace(QUICK, user="never", own_view=False)) as sandbox:
+        assert sandbox.call(probes.run, {"function": "plant"}) == "planted"
+        sandbox.recycle()
+        assert sandbox.call(probes.run, {"function": "planted"}) is False
 
 
 def test_a_run_whose_grader_files_changed_is_flagged_and_scores_0(tmp_path):
@@ -450,53 +533,72 @@ def hostile_copy(reference_code: Path, tmp_path: Path, addition: str) -> Path:
     return folder
 
 
-def test_forged_results_files_and_a_forging_daemon_do_not_change_the_score(reference_code, tmp_path):
-    """The code finds the results path on the grader's command line and keeps writing full marks there."""
-    pid_file = tmp_path / "forger.pid"
-    folder = hostile_copy(reference_code, tmp_path, f"""
+FORGER = """
+import json, os, sys, time
 
-        import json as _json, os as _os, time as _time
-
-        _FORGED = {{"version": "x", "problems": [], "notes": [], "tests": [
-            {{"id": "forged", "name": "forged", "max_points": 1000, "points": 1000, "status": "passed", "message": ""}}]}}
+FORGED = {"version": "x", "problems": [], "notes": [], "tests": [
+    {"id": "forged", "name": "forged", "max_points": 1000, "points": 1000, "status": "passed", "message": ""}]}
 
 
-        def _forge():
-            for pid in {{_os.getppid(), _os.getpgrp()}}:
+def forge():
+    for pid in os.listdir("/proc"):  # every process it can see: the grader's pytest, if it can
+        try:
+            args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        for flag, value in zip(args, args[1:]):
+            if flag == b"--grader-json":
                 try:
-                    args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
-                except OSError:
-                    continue
-                for flag, value in zip(args, args[1:]):
-                    if flag == b"--grader-json":
-                        try:
-                            with open(value.decode(), "w") as handle:
-                                _json.dump(_FORGED, handle)
-                        except OSError:
-                            pass
-
-
-        _forge()
-        if _os.fork() == 0:  # a daemon in a session of its own keeps forging after the tests end
-            _os.setsid()
-            if _os.fork() == 0:
-                try:
-                    open({str(pid_file)!r}, "w").write(str(_os.getpid()))
+                    with open(value.decode(), "w") as handle:
+                        json.dump(FORGED, handle)
                 except OSError:
                     pass
-                _end = _time.time() + 120
-                while _time.time() < _end:
-                    _forge()
-                    _time.sleep(0.005)
+
+
+forge()
+if len(sys.argv) > 1:  # the daemon: keeps forging after the tests end
+    end = time.time() + 120
+    while time.time() < end:
+        forge()
+        time.sleep(0.005)
+"""
+
+
+def test_forged_results_files_and_a_forging_daemon_do_not_change_the_score(reference_code, tmp_path):
+    """The code looks for the results path on every command line it can see and writes full marks there; a
+    daemon with a clean environment in a session of its own keeps doing it (found by its command line)."""
+    token = f"forger-{secrets.token_hex(8)}"
+    folder = hostile_copy(reference_code, tmp_path, f"""
+
+        import os as _os, sys as _sys
+
+        exec({FORGER!r})
+        if _os.fork() == 0:
+            _os.setsid()
+            if _os.fork() == 0:
+                _os.execve(_sys.executable, [_sys.executable, "-c", {FORGER!r}, {token!r}], {{}})
             _os._exit(0)
         """)
-    if os.geteuid() == 0:
-        tmp_path.chmod(0o777)
-    results, _ = grade(folder)
+    seen: set[int] = set()
+    grading = threading.Event()
+
+    def watch():
+        while not grading.is_set():
+            seen.update(processes_with(token))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        results, _ = grade(folder)
+    finally:
+        grading.set()
+        watcher.join()
     assert [t.name for t in results.tests if t.name == "forged"] == []
     assert results.points == results.max_points == 5.0 and all(t.status == PASSED for t in results.tests)
-    assert pid_file.exists(), "the forging daemon never started: the test would prove nothing"
-    assert not running(int(pid_file.read_text()))
+    assert seen, "the forging daemon never started: the test would prove nothing"
+    time.sleep(0.2)
+    assert not processes_with(token)
 
 
 def test_monkeypatched_tensorflow_numpy_and_grader_cannot_pass_wrong_code(reference_code, tmp_path):
