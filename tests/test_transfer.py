@@ -159,6 +159,10 @@ def pretrained(tmp_path_factory) -> Path:
                   "--val-interval", "57", "--num-val-tasks", "40")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "Final validation transfer accuracy" in result.stdout
+    lines = result.stdout.strip().splitlines()
+    assert any(line.startswith(("Training on the CPU (", "Training on GPU:0 (")) for line in lines)
+    assert "Expected wall time of this run: about " in result.stdout  # after the validation at step 57
+    assert lines[-1].startswith("Trained steps 0..171 in ")
     return log_dir
 
 
