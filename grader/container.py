@@ -162,3 +162,64 @@ def resident_bytes(session_id: int) -> int:
 def own_resident_bytes() -> int:
     """Anonymous resident memory of this process (the grader)."""
     return _anonymous_bytes("self")
+
+
+class Group:
+    """A cgroup (v1 or v2) of its own for one worker's process tree: memory and process count for all together.
+
+    Created as a child of this process's own cgroup in the memory and pids
+    hierarchies (root only; ``paths`` is empty and ``note`` says why where the
+    system refuses). The worker joins it itself (``join``, before it runs any
+    student code), so everything it starts is counted, daemons included;
+    ``remove`` deletes it once its processes have ended.
+    """
+
+    def __init__(self, name: str, memory_bytes: int, processes: int):
+        self.paths: list[Path] = []
+        self.note = ""
+        settings = {"memory": [("memory.max", memory_bytes), ("memory.swap.max", 0),  # v2
+                               ("memory.limit_in_bytes", memory_bytes), ("memory.memsw.limit_in_bytes", memory_bytes)],
+                    "pids": [("pids.max", processes)]}
+        try:
+            for controller, values in settings.items():
+                v2 = [f for f in _walk(2, controller) if controller in (_read(f / "cgroup.controllers") or "").split()]
+                parents = _walk(1, controller) or v2
+                if not parents:
+                    raise OSError(f"no {controller} controller")
+                folder = parents[0] / name
+                if folder not in self.paths:
+                    folder.mkdir()
+                    self.paths.append(folder)
+                written = [file for file, value in values if (folder / file).exists()
+                           and (folder / file).write_text(str(value))]
+                if not written:
+                    raise OSError(f"{folder} has no {controller} limit files")
+            self.note = (f"a cgroup of its own: {memory_bytes // 2**20} MiB of memory and {processes} processes "
+                         f"for all its processes together")
+        except OSError as error:
+            self.remove()
+            self.note = f"no cgroup of its own ({error}): memory and processes are limited per process"
+
+    def join(self) -> None:
+        """Moves the calling process into the group (v1 and v2 take 0 for "the writer")."""
+        for folder in self.paths:
+            (folder / "cgroup.procs").write_text("0")
+
+    def oom_kills(self) -> int:
+        """How many of its processes the kernel's OOM killer ended."""
+        count = 0
+        for folder in self.paths:
+            for file in ("memory.events", "memory.oom_control"):
+                for line in (_read(folder / file) or "").splitlines():
+                    if line.startswith("oom_kill "):
+                        count += int(line.split()[1])
+        return count
+
+    def remove(self) -> None:
+        """Deletes the group (its processes must have ended; a group still busy is left, said nowhere)."""
+        for folder in self.paths:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        self.paths = []

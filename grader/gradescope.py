@@ -145,13 +145,16 @@ def _bare_files(path: Path, staging: Path) -> tuple[Path, Identity]:
             version.check(identity.version)
         except version.VersionMismatch as error:
             raise Rejected([str(error)], identity) from None
+    found = {name: _shallowest(path, name)[:1] for name in STUDENT_FILES}
+    too_large = submission_format.size_problems({name: p[0].stat().st_size for name, p in found.items() if p})
+    if too_large:
+        raise Rejected(too_large, identity)
     code = staging / "code"
     code.mkdir()
     missing = []
-    for name in STUDENT_FILES:
-        found = _shallowest(path, name)
-        if found:
-            shutil.copyfile(found[0], code / name)
+    for name, paths in found.items():
+        if paths:
+            shutil.copyfile(paths[0], code / name)
         else:
             missing.append(name)
     if len(missing) == len(STUDENT_FILES):
@@ -234,9 +237,8 @@ def grade(submission: Path, *, extra: list[str] | None = None, limits: Limits | 
         # the output goes to the instructor's log as it comes (Gradescope shows stdout to instructors only)
         results, output = runner.run_tests(tests, extra, student_dir=code, timeout=timeout, env=env, stream=True)
     notes = "\n".join(identity.notes)
-    status = "error" if results.problems and not results.tests else "graded"
-    if results.flagged:
-        status = "flagged"
+    # a problem is the grader's (tests not loaded, a worker refused to start): an error, not a score
+    status = "flagged" if results.flagged else "error" if results.problems else "graded"
     data = _results_json(results, notes, status, _reason(results), identity, started)
     # inside Gradescope only (its submission_metadata.json): batch grading records lateness.csv instead
     return late.apply_to_results(data, Path(submission), identity.student_number)
@@ -253,7 +255,7 @@ def write_results(path: Path, data: dict) -> None:
     """Writes the results atomically (a reader sees the old file or the new one, never half)."""
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.chmod(0o644)
+        tmp.chmod(0o600)  # the grader's alone: no other user (a student's process included) reads a grade
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -218,6 +218,8 @@ class Recorder:
         elif report.failed:
             error = call.excinfo.value
             status, message = describe_test_failure(error)
+            if isinstance(error, failures.SandboxError) and message not in self.results.problems:
+                self.results.problems.append(message)  # the grader's problem (e.g. a refused worker): an error
             earned = error.fraction * result.max_points if isinstance(error, PartialCredit) else 0.0
             if isinstance(error, PartialCredit) and error.fraction == 1.0:
                 status = PASSED  # a passed check with a note: passed for pytest too (its summary, -x)

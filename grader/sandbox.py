@@ -426,11 +426,14 @@ class Sandbox:
         response_read, response_write = os.pipe()
         limits = self.limits
         self._over_memory, self._oom_kills = 0, container.oom_kills()
+        self._group = None if self.trusted or os.geteuid() != 0 else \
+            container.Group(f"{self.job.name}-{self.starts}", limits.memory_bytes, limits.processes)
         self._resident_limit = None if self.trusted else resident_limit(limits)  # the reference: watched only
         config = {
             "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
             "view_root": str(self._view_root) if limits.own_view and not self.trusted else None,
             "pid_namespace": bool(self._namespace),
+            "cgroups": [str(path) for path in self._group.paths] if self._group else [],
             "request_fd": request_read, "response_fd": response_write,
             "user": limits.user, "uid": self._uid, "gid": self._uid, "isolate_network": limits.isolate_network,
             "trusted": self.trusted,
@@ -471,6 +474,7 @@ class Sandbox:
         self.notes = {key: hello.get(key) for key in ("uid", "own_uid", "account", "network", "view",
                                                       "limits_refused")}
         self.notes["processes"] = self._processes_note
+        self.notes["group"] = self._group.note if self._group else "no cgroup of its own (the grader is not root)"
         self.notes.update(resident_limit=self._resident_limit, resident_peaks=self.peaks)
 
     def _watch(self, process: subprocess.Popen, limit: int | None, index: int) -> None:
@@ -506,6 +510,8 @@ class Sandbox:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pass
+        if self._group is not None:
+            self._group.remove()
         for fd in (self._request, self._response):
             try:
                 os.close(fd)
@@ -609,12 +615,13 @@ class Sandbox:
                 code = None
         if code is not None and code > 128 and self._namespace:  # sh's way of saying "killed by a signal"
             code = 128 - code
-        over_memory, limit = self._over_memory, self._resident_limit
+        over_memory, limit, group = self._over_memory, self._resident_limit, self._group
+        oom_killed = code == -signal.SIGKILL and (
+            (self._oom_kills is not None and (container.oom_kills() or 0) > self._oom_kills)
+            or (group is not None and group.oom_kills() > 0))  # read before _stop removes the group
         self._stop()
         lines = self.outputs[-1].strip().splitlines() if self.outputs else []
         tail = [line for line in lines if not _TF_NOISE.match(line)][-6:]
-        oom_killed = (code == -signal.SIGKILL and self._oom_kills is not None
-                      and (container.oom_kills() or 0) > self._oom_kills)
         if code == -signal.SIGKILL and (over_memory or oom_killed):
             total = container.memory_limit_bytes()
             has = f" (the grading container has {total // 2**20} MB for everything)" if total else ""

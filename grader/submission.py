@@ -518,6 +518,9 @@ def check_folder(root: str | os.PathLike, *, expected_version: str | None = None
     files, odd = _list_files(root)
     if odd:
         raise SubmissionError(f"links or special files are not allowed: {', '.join(odd)}.")
+    too_large = size_problems({p: (root / p).stat().st_size for p in files})  # before reading any of them
+    if too_large:
+        raise SubmissionError(too_large)
     problems = layout_problems(files)
     if MANIFEST not in files:
         raise SubmissionError(problems + [f"{MANIFEST} is missing: the zip was not made by "

@@ -169,6 +169,9 @@ def harden(config: dict) -> dict:
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1 and not config.get("pid_namespace"):  # the grader is already gone (in a PID namespace
         os._exit(70)  # the parent is the namespace's first process, which ends with the grader)
+    for group in config.get("cgroups", []):  # its cgroup (grader.container.Group): all it starts is counted
+        with open(os.path.join(group, "cgroup.procs"), "w") as handle:
+            handle.write("0")
     user, uid, gid = config.get("user", "auto"), config.get("uid"), config.get("gid")
     view = "the whole filesystem: only root can build a view of its own"
     if os.getuid() != 0:

@@ -118,7 +118,7 @@ def grade_one(path: Path, pristine: Path, out: Path, *, arguments: list[str], ti
             shutil.copytree(pristine, source, symlinks=False)
             command = [sys.executable, "-B", "-m", "grader.gradescope", "--submission", str(path),
                        "--results", str(results_path), *arguments]
-            with open(log_path, "wb") as log:
+            with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
                 try:
                     subprocess.run(command, cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    timeout=timeout + 60, check=False)  # the grader itself ends by `timeout`
@@ -148,6 +148,7 @@ def write_gradebook(rows: list[Row], path: Path) -> list[str]:
                          " ".join(row.reason.split())])
     with atomic_output(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8-sig")
+        tmp.chmod(0o600)  # grades: the instructor's alone
     return problems
 
 
@@ -229,6 +230,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # absolute: each job runs in its own copy of the bundle (cwd), where a relative path means nothing
+    args.submissions, args.out, args.bundle = (path.resolve() for path in (args.submissions, args.out, args.bundle))
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a folder", file=sys.stderr)
         return 2
@@ -243,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     zips, others = find_submissions(args.submissions)
-    for sub in ("results", "logs"):
+    for sub in ("results", "logs"):  # grades and students' output: the instructor's alone
         (args.out / sub).mkdir(parents=True, exist_ok=True)
+        (args.out / sub).chmod(0o700)
     arguments = (["--public-only"] if args.public_only else []) + (["-k", args.keyword] if args.keyword else [])
     arguments += ["--timeout", f"{args.timeout:g}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}

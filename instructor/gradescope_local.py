@@ -40,6 +40,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from grader import submission as submission_format
 from grader.files import ROOT
 
 
@@ -65,8 +66,13 @@ def place_submission(submission: Path, folder: Path, keep_zip: bool) -> None:
     elif submission.suffix.lower() == ".zip" and not keep_zip:
         try:
             with zipfile.ZipFile(submission) as archive:
-                archive.extractall(folder)
+                sizes = {info.filename: info.file_size for info in archive.infolist() if not info.is_dir()}
+                if submission_format.size_problems(sizes):  # a zip bomb: the grader refuses it, with the sizes
+                    raise OSError("too large to unpack")
+                archive.extractall(folder)  # zipfile writes no more than each entry's stated size
         except (zipfile.BadZipFile, OSError):  # Gradescope would keep a file it cannot unpack
+            shutil.rmtree(folder)
+            folder.mkdir()
             shutil.copy(submission, folder / submission.name)
     else:
         shutil.copy(submission, folder / submission.name)

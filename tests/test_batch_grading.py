@@ -65,11 +65,14 @@ def submissions(handout, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def batch(submissions, autograder_zip, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("grades")
+    base = tmp_path_factory.getbasetemp()  # the README's example: paths relative to where it is run
     child = subprocess.run(
-        [sys.executable, "-m", "instructor.grade_batch", str(submissions), "--out", str(out), "--jobs", "2",
-         "--bundle", str(autograder_zip), "--public-only", "-k", SUBSET, "--timeout", "600"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GRADER_CALL_SECONDS": "120"})
+        [sys.executable, "-m", "instructor.grade_batch", os.path.relpath(submissions, base), "--out",
+         os.path.relpath(out, base), "--jobs", "2", "--bundle", os.path.relpath(autograder_zip, base),
+         "--public-only", "-k", SUBSET, "--timeout", "600"],
+        cwd=base, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GRADER_CALL_SECONDS": "120",
+             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     return child, out
 
 
@@ -102,6 +105,9 @@ def test_every_submission_gets_a_row_with_a_score_and_a_reason(batch, submission
         assert float(row["extra_credit"]) == 0.0, row  # no MAML++ check in the subset
     assert rows[REFERENCE]["name"] == "Kim Minji" and rows[REFERENCE]["student_number"] == "2020-12345"
     assert rows["Lee Jiho_2021-54321_Assignment2.zip"]["name"] == "Lee Jiho"  # known from the file name
+    private = [out / "results", out / "logs", out / "gradebook.csv", *(out / "results").iterdir(),
+               *(out / "logs").iterdir()]  # grades and students' output: the instructor's alone
+    assert [p.name for p in private if p.stat().st_mode & 0o077] == []
     assert float(rows[REFERENCE]["FO-MAML implementation"]) == 2.0
     assert float(rows[REFERENCE]["Transfer learning implementation"]) == 3.0
 

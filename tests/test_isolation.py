@@ -377,6 +377,39 @@ def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
         assert changed == ["grader/compare.py", "grader/results.py"]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a cgroup of its own for the worker")
+def test_memory_and_processes_are_limited_for_the_whole_process_tree(tmp_path):
+    """Three children of 150 MiB each under a 300 MiB limit, and 40 processes under a limit of 20: each
+    process alone is within the per-process limits (RLIMIT_AS), the tree is not (its cgroup)."""
+    code = """
+        import os, time
+
+        def children(count, megabytes):
+            pids = []
+            for _ in range(count):
+                try:
+                    pid = os.fork()
+                except BlockingIOError:  # fork refused: the process limit
+                    break
+                if pid == 0:
+                    block = bytearray(megabytes * 2**20)
+                    block[::4096] = b"x" * len(block[::4096])  # touched: resident
+                    time.sleep(1)
+                    os._exit(0)
+                pids.append(pid)
+            return [os.waitpid(pid, 0)[1] for pid in pids]
+        """
+    limits = replace(QUICK, memory_bytes=300 * 2**20, processes=20, user="never")  # root: only the group limits
+    with make_sandbox(tmp_path, code, limits) as sandbox:
+        assert sandbox.call(probes.run, {"function": "children", "count": 0, "megabytes": 0}) == []
+        if not sandbox.notes["group"].startswith("a cgroup of its own"):
+            pytest.skip(sandbox.notes["group"])
+        statuses = sandbox.call(probes.run, {"function": "children", "count": 3, "megabytes": 150})
+        assert any(os.WIFSIGNALED(s) and os.WTERMSIG(s) == 9 for s in statuses), statuses  # the OOM killer
+        started = sandbox.call(probes.run, {"function": "children", "count": 40, "megabytes": 1})
+        assert 0 < len(started) < 20, started
+
+
 def test_a_compiled_file_planted_in_the_grader_folder_is_never_read(tmp_path):
     """As root on the whole filesystem (GRADER_USER=never, no view: the worst case), the code plants a compiled
     grader/__pycache__/wire.*.pyc that passes Python's check (the source's time and size); the next worker
