@@ -20,8 +20,11 @@ the student's code files, ``load_data.py`` and the grader's Python modules
 size of written files, printed output (kept: the first and last
 ``output_bytes / 2``; the rest is counted and dropped), processes, and size
 of the answers. The worker also cuts itself off the network and, when the
-grader runs as root, switches to a uid of its own (see ``grader/worker.py``).
-``notes`` says what was achieved on this machine.
+grader runs as root, enters a filesystem view of its own (``grader/mounts.py``)
+and switches to a uid of its own (see ``grader/worker.py``); as root it also
+runs in a PID namespace of its own (``process_namespace``: all it started ends
+with it) and a cgroup of its own (``grader.container.Group``: memory and
+processes of the whole tree). ``notes`` says what was achieved on this machine.
 
 One TensorFlow at a time: a grading container may have room for one
 TensorFlow process only (Gradescope's default: 768 MB), so starting a worker
