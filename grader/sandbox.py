@@ -85,12 +85,14 @@ class Limits:
         call_seconds: wall-clock time of one probe call.
         total_seconds: wall-clock time of everything the sandbox runs (starts included).
         startup_seconds: time for a worker to start (not the student's code).
-        memory_bytes: address space of the worker (RLIMIT_AS; TensorFlow alone reserves ~1.5 GB).
+        memory_bytes: address space of the worker (RLIMIT_AS; TensorFlow alone reserves ~1.5 GB) and, as root,
+            the memory of its whole process tree (its cgroup).
         cpu_seconds: CPU time of one worker (RLIMIT_CPU), all its threads together.
         file_bytes: the largest file the student's code may write (RLIMIT_FSIZE).
         disk_bytes: the size of each private folder of the worker's own filesystem view (its home folder and
             ``/tmp``, both tmpfs; ``grader.mounts``): what all its files together may take.
-        processes: processes and threads of the worker's uid (RLIMIT_NPROC; only with a uid of its own).
+        processes: processes and threads of the worker's uid (RLIMIT_NPROC; only with a uid of its own) and,
+            as root, of its whole process tree (its cgroup, ``grader.container.Group``).
         output_bytes: printed output kept for the log (first and last halves).
         message_bytes: the largest answer accepted from the worker.
         max_starts: workers started at most (a crash ends one; the next call starts another).
