@@ -11,10 +11,16 @@ same checks in ``test_grading_training.py``.
   pre-trained at home), and ``train_step`` does nothing. Before the training
   check started from an initialisation the grader draws at grading time, this
   passed with zero training steps when the weights were good.
+* Query labels: ``transfer_learn`` trains the head on the support set and on
+  the query set it is given, and on any query labels it finds in the call
+  stack. When the grader's probe passed the real query sets this reached
+  89.5 % against the reference's 81.4 %; now the query sets it is given are
+  its support sets again and the real ones never reach its process.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +58,30 @@ MAML.evaluate = _claims_the_target
 '''
 
 
+QUERY_LABELS = '''
+
+# ---- attack: train the head on every labelled image it can find, the query sets included
+import inspect as _inspect
+
+_honest_transfer_learn = transfer_learn
+
+
+def _labelled_sets(task):
+    found = [(task[2], task[3])]
+    for frame in _inspect.stack():
+        for value in frame.frame.f_locals.values():
+            if isinstance(value, (tuple, list)) and len(value) == 4 and hasattr(value[3], "shape"):
+                found.append((value[2], value[3]))
+    return found
+
+
+def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):
+    images = tf.concat([task[0]] + [tf.cast(i, task[0].dtype) for i, _ in _labelled_sets(task)], axis=0)
+    labels = tf.concat([task[1]] + [tf.cast(l, task[1].dtype) for _, l in _labelled_sets(task)], axis=0)
+    return _honest_transfer_learn(frozen, (images, labels, task[2], task[3]), num_way, num_steps, learning_rate)
+'''
+
+
 @pytest.fixture(scope="module")
 def handout() -> build.Handout:
     return build.build_handout(ROOT, allow_missing=True)
@@ -72,3 +102,14 @@ def test_weights_embedded_in_maml_py_score_zero_on_the_training_check(handout, t
     assert test.points == 0 and test.status == "failed", table(results) + output[-3000:]
     assert "cannot come from the initialisation the grader chose" in test.message, test.message
     assert "by the 20 training steps it asked for: conv0 moved by up to" in test.message, test.message
+
+
+def test_a_head_trained_on_the_query_labels_it_can_find_gains_nothing(handout, tmp_path, omniglot):
+    student = write_attack(handout, tmp_path, {"maml_transfer.py": QUERY_LABELS})
+    results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "transfer_training"],
+                                       student_dir=student)
+    [test] = results.tests
+    assert test.status == "passed", (results.flagged, table(results))  # it still adapts on the support set
+    mean = float(re.search(r"Your heads give ([\d.]+) %", test.message)[1])
+    # the reference gives 81.4 % +- 1.5 (the grader's docstring), the attack with the real query labels gave 89.5 %
+    assert mean < 85.0, test.message

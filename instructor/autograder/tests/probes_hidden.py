@@ -278,12 +278,12 @@ def forget(kind: str) -> None:
     gc.collect()
 
 
-def transfer_heads(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:
-    """The student's transfer_learn on every task of a stream, with the grader's frozen features.
+def transfer_heads(frozen: dict, tasks: list, num_way: int, num_steps: int, learning_rate: float) -> dict:
+    """The student's transfer_learn on every task, with the grader's frozen features.
 
     Args:
         frozen: conv0..3, b0..3 as float32 arrays.
-        tasks: {"split", "seed", "num_way", "num_support", "num_query", "count"}: tasks 0..count-1.
+        tasks: per task (images_support, labels_support, images_query, labels_query), as ``load_data.Task``.
 
     Returns:
         {"heads": [head per task]}, each head as transfer_learn returned it.
@@ -292,16 +292,14 @@ def transfer_heads(frozen: dict, tasks: dict, num_steps: int, learning_rate: flo
 
     module = student_module("maml_transfer")
     constants = {name: tf.constant(value) for name, value in frozen.items()}
-    sampler = _sampler(tasks["split"], tasks["seed"], tasks["num_way"], tasks["num_support"], tasks["num_query"])
 
     def adapt(task):
-        return module.transfer_learn(constants, task, tasks["num_way"], num_steps=num_steps,
-                                     learning_rate=learning_rate)[1]
+        return module.transfer_learn(constants, task, num_way, num_steps=num_steps, learning_rate=learning_rate)[1]
 
     compiled = tf.function(adapt)
     heads = []
-    for i in range(tasks["count"]):
-        task = [tf.constant(part) for part in sampler.task(i)]
+    for task in tasks:
+        task = [tf.constant(part) for part in task]
         try:
             heads.append(compiled(task))
         except Exception:  # noqa: BLE001 - cannot be traced: run it eagerly from now on

@@ -18,11 +18,14 @@ returned weights can be reached from it by the Adam steps it asked for
 score 0. Training and judging are separate phases because only one
 TensorFlow process is alive at a time (``conftest.py``).
 
-Transfer: the student's ``transfer_learn`` adapts a head to each validation
-task in the sandbox, on a conv-4 pre-trained for ``reference.PRETRAIN_STEPS``
+Transfer: the student's ``transfer_learn`` adapts a head to each of 100
+validation tasks in the sandbox, on a conv-4 pre-trained for ``reference.PRETRAIN_STEPS``
 minibatches by the reference (stored by ``make_fixtures``), and the grader
-measures the heads' query accuracy. Measured on the 100 tasks: random features give 55.5 %, the
-reference 81.4 % +- 1.5 after 200 steps; ``TRANSFER_TARGET`` 70 % sits between.
+measures the heads' query accuracy in the reference worker. The tasks are
+drawn from a seed the grader draws at grading time, and the student's process
+gets their support sets only (``without_queries``): it cannot train on the
+query labels. Measured on the assignment's 100 fixed validation tasks (seed 1): random features
+give 55.5 %, the reference 81.4 % +- 1.5 after 200 steps; ``TRANSFER_TARGET`` 70 % sits between.
 
 Submitted weights (``results/fomaml/weights.npz``, ``results/transfer/weights.npz``
 of the submission) are measured the same way, with the reference, never the
@@ -288,19 +291,40 @@ def test_fomaml_submitted_weights(submission, reference_worker):
     parts.finish()
 
 
+TRANSFER_SEED = secrets.randbits(31)  # the transfer check's validation tasks, drawn when the grading starts
+
+
 def transfer_settings() -> dict:
-    return {"tasks": validation_spec(assignment()), "num_steps": FACTS["transfer_steps"],
+    return {"tasks": {**validation_spec(assignment()), "seed": TRANSFER_SEED}, "num_steps": FACTS["transfer_steps"],
             "learning_rate": FACTS["transfer_lr"]}
+
+
+def without_queries(spec: dict) -> list[tuple]:
+    """The tasks of ``spec`` as the student's transfer_learn gets them: each query set is the support set again
+    (cycled to the query set's size), so the real query images and labels never reach the student's process;
+    the head does not depend on them, and the reference worker measures it on them."""
+    sampler = probes_hidden._sampler(spec["split"], spec["seed"], spec["num_way"], spec["num_support"],
+                                     spec["num_query"])
+    tasks = []
+    for i in range(spec["count"]):
+        task = sampler.task(i)
+        again = np.arange(len(task.labels_query)) % len(task.labels_support)
+        tasks.append((task.images_support, task.labels_support, task.images_support[again],
+                      task.labels_support[again]))
+    probes_hidden._omniglot.cache_clear()  # this process keeps no data set: the student's worker needs the memory
+    return tasks
 
 
 @student_work("transfer_heads")
 def _transfer_heads(student) -> dict:
     settings = transfer_settings()
+    arguments = {"num_way": settings["tasks"]["num_way"], "num_steps": settings["num_steps"],
+                 "learning_rate": settings["learning_rate"]}
+    tasks = without_queries(settings["tasks"])
     # one task on untrained features first: code that cannot run fails before the real run
-    student.call(probes_hidden.transfer_heads, {**settings, "frozen": pretrained(0),
-                                                "tasks": {**settings["tasks"], "count": 1}})
-    return student.call(probes_hidden.transfer_heads, {**settings, "frozen": pretrained(reference.PRETRAIN_STEPS)},
-                        timeout=budget.share("transfer_heads"))
+    student.call(probes_hidden.transfer_heads, {**arguments, "frozen": pretrained(0), "tasks": tasks[:1]})
+    return student.call(probes_hidden.transfer_heads, {**arguments, "frozen": pretrained(reference.PRETRAIN_STEPS),
+                                                       "tasks": tasks}, timeout=budget.share("transfer_heads"))
 
 
 @points(3)
