@@ -589,7 +589,7 @@ def forge():
 
 
 forge()
-if len(sys.argv) > 1:  # the daemon: keeps forging after the tests end
+if __name__ == "__main__":  # the daemon (python -c FORGER token): keeps forging after the tests end
     end = time.time() + 120
     while time.time() < end:
         forge()
