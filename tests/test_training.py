@@ -43,6 +43,16 @@ def test_reference_reaches_80_percent_validation_accuracy_within_1000_iterations
     assert final["val_accuracy_support_post"] > final["val_accuracy_support_pre"]
 
 
+def test_the_run_says_its_device_its_expected_wall_time_and_how_long_it_took(trained):
+    log_dir, result = trained
+    lines = result.stdout.strip().splitlines()
+    assert any(line.startswith(("Training on the CPU (", "Training on GPU:0 (")) for line in lines)
+    expected = [line for line in lines if line.startswith("Expected wall time of this run: about ")]
+    assert len(expected) == 1 and "990 more iterations" in expected[0]  # after the validation at 10
+    last = read_history(log_dir / "history.csv")[-1]["iteration"]  # stopped early at 80 %
+    assert lines[-1].startswith(f"Trained iterations 0..{last} in ")
+
+
 def test_saved_weights_are_the_final_meta_parameters(trained, omniglot):
     log_dir, _ = trained
     hp = json.loads((log_dir / "hparams.json").read_text())["hparams"]
