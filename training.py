@@ -338,7 +338,8 @@ def run_training(log_dir: Path, values: settings.Settings, hp: dict, *, resume: 
     reached = False
     clock = RunClock(started, num_steps, values.val_interval, counter)
     bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=desc,
-               unit="it" if counter == "iteration" else counter, dynamic_ncols=True)
+               unit="it" if counter == "iteration" else counter, dynamic_ncols=True,
+               disable=None)  # None: no bar when the output is not a terminal (a log file, CI)
     interrupt = DeferredInterrupt(bar.write, counter)
     try:
         for at in bar:
