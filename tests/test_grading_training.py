@@ -39,6 +39,7 @@ from test_grading_catalogue import SUBMISSIONS, read_submission, student_files, 
 from grader import runner, submission
 from grader.files import ROOT
 from grader.results import PASSED
+from grader.sandbox import SCAFFOLD_FILES
 from instructor import benchmark_grading
 from instructor.autograder import TESTS as HIDDEN
 from instructor.release import build, bundle
@@ -65,7 +66,8 @@ def complete_submission(handout, tmp_path_factory, omniglot) -> Path:
     import load_data
 
     folder = tmp_path_factory.mktemp("submission")
-    for path, text in {**student_files(handout, {}), "load_data.py": handout.files["load_data.py"].decode()}.items():
+    provided = {name: handout.files[name].decode() for name in SCAFFOLD_FILES}  # what python maml.py imports
+    for path, text in {**student_files(handout, {}), **provided}.items():
         (folder / path).write_text(text, encoding="utf-8")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", load_data.DATA_DIR_ENV: str(load_data.data_dir())}
 
@@ -79,7 +81,8 @@ def complete_submission(handout, tmp_path_factory, omniglot) -> Path:
     for kind in RUNS:  # a submission holds the run's records, not its checkpoints
         for extra in ("checkpoints", "tensorboard"):
             shutil.rmtree(folder / "results" / kind / extra, ignore_errors=True)
-    (folder / "load_data.py").unlink()  # not part of a submission
+    for name in provided:  # not part of a submission
+        (folder / name).unlink()
     return folder
 
 
