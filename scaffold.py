@@ -78,7 +78,7 @@ def map_over_tasks(one_task: Callable[[tuple[tf.Tensor, ...]], tuple[tf.Tensor, 
     """``one_task`` on every task of ``stacked``, as one loop (``tf.map_fn``).
 
     Traced for one task, not unrolled per task; inside ``tf.function`` two tasks
-    run at a time (two cores busy), eagerly one after the other. Every task runs
+    run at a time (two cores busy); eagerly, a plain loop over the tasks. Every task runs
     the same ops as it would alone, so the results do not depend on the chunk.
 
     Args:
@@ -90,9 +90,12 @@ def map_over_tasks(one_task: Callable[[tuple[tf.Tensor, ...]], tuple[tf.Tensor, 
     Returns:
         (support, query), with one row per task.
     """
-    parallel = None if tf.executing_eagerly() else 2
+    if tf.executing_eagerly():  # a plain loop: an error in the student's code is raised as it is, not
+        # rewrapped by the autograph conversion tf.map_fn applies even eagerly (the eager fallback's point)
+        rows = [one_task(tuple(part[i] for part in stacked)) for i in range(int(stacked[0].shape[0]))]
+        return tuple(tf.stack([row[k] for row in rows]) for k in range(len(output_signature)))
     return tf.map_fn(lambda i: one_task(tuple(part[i] for part in stacked)), tf.range(tf.shape(stacked[0])[0]),
-                     parallel_iterations=parallel, fn_output_signature=output_signature)
+                     parallel_iterations=2, fn_output_signature=output_signature)
 
 
 def evaluate_in_chunks(evaluate: Callable, tasks: Sequence[load_data.Task], chunk_size: int = EVAL_CHUNK_SIZE,
