@@ -26,6 +26,7 @@ import pytest
 from nbclient import NotebookClient
 
 from grader.files import ROOT
+from test_release import paste_solutions
 
 NOTEBOOK = ROOT / "assignment2.ipynb"
 SHORT = {"NAME": "Notebook Test", "STUDENT_NUMBER": "2024-12345", "NUM_ITERATIONS": 2,
@@ -80,9 +81,7 @@ def test_notebook_runs_from_handout_zip_to_submission_zip(handout, omniglot, tmp
     with client.setup_kernel(env=env):
         for index, cell in enumerate(notebook.cells):
             if cell.get("id") == "train":  # the student has completed the TODOs
-                for path, stubbed in handout.stubbed.items():
-                    if stubbed.blocks:
-                        (folder / path).write_text(stubbed.solved, encoding="utf-8")
+                paste_solutions(handout, folder)
             if cell.get("id") == "submit":  # the student has written the report's answers
                 report = folder / "report.md"
                 report.write_text(re.sub(r"\[\[ANSWER:.*?\]\]", "Answered by the test.",
