@@ -41,6 +41,7 @@ If the worker dies, hangs or sends garbage, the call raises
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -57,7 +58,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from grader import budget, container, wire
+from grader import budget, bytecode, container, wire
 from grader.failures import SandboxError, StudentFailure, StudentTimeout, describe_failure
 from grader.files import GRADER_DIR, ROOT, file_digests
 
@@ -282,6 +283,12 @@ def _kill_uid(uid: int) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
+@functools.cache
+def _bytecode_cache() -> Path | None:
+    """The workers' compiled-file cache (grader.bytecode), looked up (and warmed) once per grader process."""
+    return bytecode.cache()
+
+
 class Sandbox:
     """One student's code in a worker process; see the module docstring.
 
@@ -323,7 +330,7 @@ class Sandbox:
         self._uid = secrets.randbelow(UID_RANGE[1] - UID_RANGE[0]) + UID_RANGE[0]
         self._marker = f"GRADER_SANDBOX={token}"
         self._view_root = self.job / f"view-{token}"  # where the worker builds its filesystem view
-        self._no_bytecode = self.job / f"bytecode-{token}"  # never created: no compiled file is ever read
+        self._no_bytecode = self.job / f"bytecode-{token}"  # never created: no compiled file is read
         try:
             if trusted:
                 self.workspace = ROOT  # the grader's own files: the reference worker imports from there
@@ -437,6 +444,7 @@ class Sandbox:
         config = {
             "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
             "view_root": str(self._view_root) if limits.own_view and not self.trusted else None,
+            "bytecode": str(_bytecode_cache() or ""),
             "pid_namespace": bool(self._namespace),
             "cgroups": [str(path) for path in self._group.paths] if self._group else [],
             "request_fd": request_read, "response_fd": response_write,
@@ -446,10 +454,11 @@ class Sandbox:
                        "file_bytes": limits.file_bytes, "processes": limits.processes,
                        "disk_bytes": limits.disk_bytes},
         }
-        # -B writes no compiled file and pycache_prefix makes Python look for them where none can be (a
-        # compiled file planted in grader/__pycache__ is never read); the PID namespace (process_namespace)
-        # ends every process the student's code started when the worker ends
-        python = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={self._no_bytecode}", "-u"]
+        # -B writes no compiled file and pycache_prefix makes Python read them only from the grader's own cache
+        # (grader.bytecode; a compiled file planted in grader/__pycache__ is never read); the PID namespace
+        # (process_namespace) ends every process the student's code started when the worker ends
+        prefix = _bytecode_cache() or self._no_bytecode
+        python = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={prefix}", "-u"]
         try:
             self.process = subprocess.Popen(
                 [*self._namespace, *python, "-c", BOOT, str(self.workspace), json.dumps(config)],

@@ -144,6 +144,8 @@ def _view(config: dict, uid: int, gid: int) -> str:
     if not config.get("view_root"):
         return "the whole filesystem: a view of its own is switched off"
     read_only = [*mounts.python_paths(), *config.get("readable", []), config["workspace"]]
+    if config.get("bytecode"):  # the grader's compiled-file cache (grader.bytecode), read-only like Python
+        read_only.append(config["bytecode"])
     try:
         mounts.enter_view(config["view_root"], read_only, [config["scratch"]],
                           disk_bytes=config["limits"]["disk_bytes"], uid=uid, gid=gid)

@@ -71,7 +71,10 @@ def test_a_budget_spent_by_an_endless_loop_still_gives_complete_results(handout,
     assert len(spent) == 1 and spent[0]["name"].startswith("outer_loop"), by_output
     assert not_run and all(t["score"] == 0 for t in not_run + spent), by_output
     assert {t["name"] for t in inner + spent + not_run} == set(by_output), by_output
-    assert "(slowest checks: outer_loop" in not_run[0]["output"], not_run[0]["output"]
+    # the check that spent the budget is among the slowest named (the first check's time includes the worker's
+    # TensorFlow start, which on a loaded machine can take as long as what is left for the endless one)
+    slowest = not_run[0]["output"].split("(slowest checks: ", 1)[1]
+    assert spent[0]["name"] in slowest, not_run[0]["output"]
     assert data["extra_data"]["status"] == "graded"
 
 

@@ -79,6 +79,10 @@ fi
 cd "$AUTOGRADER/source"
 "$PYTHON" -c 'import load_data; load_data.load_omniglot(progress=False)'
 chmod -R a+rX "$OMNIGLOT_DATA_DIR"
+
+# 3. TensorFlow compiled once, here, for the processes that run the student's code (grader/bytecode.py): they
+#    read compiled files only from this folder, so each one starts in ~5 s instead of ~14 s of CPU.
+GRADER_BYTECODE_CACHE="$OPT/bytecode" "$PYTHON" -m grader.bytecode
 echo "autograder ready: $("$PYTHON" --version), data in $OMNIGLOT_DATA_DIR"
 """
 
@@ -93,6 +97,8 @@ OPT="${{AUTOGRADER_OPT:-/opt/autograder}}"
 PYTHON="${{PYTHON:-$OPT/venv/bin/python}}"
 export OMNIGLOT_DATA_DIR="${{OMNIGLOT_DATA_DIR:-$OPT/omniglot}}"
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
+# TensorFlow compiled by setup.sh (grader/bytecode.py); without it (a local run) the grader's user's cache is used
+if [ -d "$OPT/bytecode" ]; then export GRADER_BYTECODE_CACHE="$OPT/bytecode"; fi
 # hidden tests' results reach students after the due date; a course that shows them at once writes visible here
 export GRADER_HIDDEN_VISIBILITY="${{GRADER_HIDDEN_VISIBILITY:-after_due_date}}"
 RESULTS="$ROOT/results/results.json"
