@@ -36,7 +36,7 @@ from pathlib import Path
 import probes_isolation as probes
 import pytest
 
-from grader import compare, runner, wire
+from grader import bytecode, compare, runner, wire
 from grader import probes as grader_probes
 from grader.failures import SandboxError, StudentFailure
 from grader.files import ROOT
@@ -439,6 +439,24 @@ def test_a_compiled_file_planted_in_the_grader_folder_is_never_read(tmp_path):
         assert sandbox.call(probes.run, {"function": "plant"}) == "planted"
         sandbox.recycle()
         assert sandbox.call(probes.run, {"function": "planted"}) is False
+
+
+def test_workers_read_compiled_files_only_from_a_cache_no_other_user_can_write(tmp_path):
+    """The workers' pycache_prefix (grader.bytecode): TensorFlow compiled once by the grader, not at every start;
+    a folder another user could change is never used."""
+    with make_sandbox(tmp_path, "import sys\ndef prefix():\n    return sys.pycache_prefix\n") as sandbox:
+        prefix = Path(sandbox.call(probes.run, {"function": "prefix"}))
+    assert prefix == bytecode.cache() and (prefix / bytecode.WARM_MARKER).exists()
+    import tensorflow
+
+    source = Path(tensorflow.__file__).resolve()
+    compiled = prefix / source.parent.relative_to("/") / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    assert compiled.is_file(), compiled
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert bytecode.cache(shared) is None
+    assert bytecode.cache(shared / "below") is None  # a folder above it is writable by others
 
 
 def test_a_run_whose_grader_files_changed_is_flagged_and_scores_0(tmp_path):
