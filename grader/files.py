@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADER_DIR = ROOT / "grader"
+STUDENT_FILES = ("maml.py", "maml_transfer.py")  # what a student writes and submits
 
 
 def sha256(data: bytes) -> str:

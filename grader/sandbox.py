@@ -60,9 +60,8 @@ from pathlib import Path
 
 from grader import budget, bytecode, container, wire
 from grader.failures import SandboxError, StudentFailure, StudentTimeout, describe_failure
-from grader.files import GRADER_DIR, ROOT, file_digests
+from grader.files import GRADER_DIR, ROOT, STUDENT_FILES, file_digests
 
-STUDENT_FILES = ("maml.py", "maml_transfer.py")
 SCAFFOLD_FILES = ("load_data.py", "settings.py", "runs.py", "scaffold.py", "training.py")  # provided: the grader's copy
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
         "worker.main(sys.argv[2])")
