@@ -6,11 +6,13 @@
 Two kinds of fixture, built the same way:
 
 * public, ``grader/fixtures/*.npz`` (in the handout; ``grader/compare.py``
-  documents the keys): ``maml.npz`` and ``transfer.npz``;
+  documents the keys): ``maml.npz`` and ``transfer.npz``, and ``mamlpp.npz``
+  for the extra credit (``mamlpp_fixture``);
 * hidden, ``instructor/autograder/fixtures/*.npz`` (only in the autograder
   bundle): ``maml_hidden.npz`` and ``transfer_hidden.npz``, other tasks and
   shapes than the public ones, so code fitted to the public numbers fails them,
-  and ``mamlpp_hidden.npz`` for the extra credit (``mamlpp_fixture``).
+  and ``mamlpp_hidden.npz`` (the extra credit's, with other schedule settings
+  too).
 
 Each holds inputs (real Omniglot validation tasks stored as uint8, exact;
 small conv-4 parameters with non-zero biases; a different inner learning rate
@@ -77,7 +79,25 @@ HIDDEN_MAML = MamlSetting(seed=29, num_way=5, num_support=1, num_query=1, num_ta
                           num_filters=8, first_lr=0.45, lr_step=-0.03, extended=True)
 PUBLIC_TRANSFER = (5, 0.5)  # (num_steps, learning_rate): fewer steps than the default, so they are checked
 HIDDEN_TRANSFER = (7, 0.3)
-MAMLPP_SEED = 7  # initial values of the per-step variables of the MAML++ fixture
+
+
+@dataclass(frozen=True)
+class MamlppSetting:
+    """The MAML++ fixture's settings beyond its maml fixture's tasks and theta (``mamlpp_fixture``)."""
+
+    seed: int  # initial values of the per-step variables and the batch-norm input
+    msl_iterations: int
+    da_iterations: int
+    cosine_iterations: int
+    min_outer_lr: float
+    iteration: int  # the outer iteration outer_loop is computed at (the multi-step loss is on before msl_iterations)
+    schedule_iterations: tuple[int, ...]  # where the schedules are read: around each switch, and past the end
+
+
+PUBLIC_MAMLPP = MamlppSetting(seed=3, msl_iterations=6, da_iterations=3, cosine_iterations=12, min_outer_lr=2e-4,
+                              iteration=2, schedule_iterations=(0, 2, 3, 5, 6, 15))
+HIDDEN_MAMLPP = MamlppSetting(seed=7, msl_iterations=10, da_iterations=4, cosine_iterations=20, min_outer_lr=1e-4,
+                              iteration=3, schedule_iterations=(0, 3, 9, 10, 25))
 
 
 def _uint8(images: np.ndarray) -> np.ndarray:
@@ -284,25 +304,29 @@ def transfer_fixture(source: dict[str, np.ndarray], steps_and_lr: tuple[int, flo
     return {**fixture, **stored}, table
 
 
-def mamlpp_fixture(source: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The extra credit's fixture: MAMLPlusPlus on the tasks and theta of a maml fixture, every technique on.
+def mamlpp_fixture(source: dict[str, np.ndarray], setting: MamlppSetting) -> dict[str, np.ndarray]:
+    """An extra-credit fixture: MAMLPlusPlus on the tasks and theta of a maml fixture, every technique on.
 
-    Inputs beyond the maml fixture's are ``mamlpp/<...>``: the schedules' settings, the iteration the
-    multi-step loss is computed at, an input for batch_norm_step, and random initial values for every
-    per-step variable (learning rates, BN weights and running statistics), so that one used in the
-    wrong place shows. Results: see ``probes_hidden.mamlpp_results`` (computed by the same code).
+    Inputs beyond the maml fixture's are ``mamlpp/<...>``: the schedules' settings and the iterations
+    they are read at, the iteration the outer loop is computed at, an input for batch_norm_step, and
+    random initial values for every per-step variable (learning rates, BN weights and running
+    statistics), so that one used in the wrong place shows. Results: see
+    ``grader.probes_mamlpp.mamlpp_results`` (the checks' probe, run here on the reference).
     """
     import maml
-    from instructor.autograder.tests import probes_hidden
+    from grader import probes_mamlpp
 
     fixture = {key: value for key, value in compare.inputs(source).items() if key in source}
-    fixture.update({"mamlpp/msl_iterations": np.array(10), "mamlpp/da_iterations": np.array(4),
-                    "mamlpp/cosine_iterations": np.array(20), "mamlpp/min_outer_lr": np.array(1e-4),
-                    "mamlpp/iteration": np.array(3)})
-    rng = np.random.default_rng(MAMLPP_SEED)
+    fixture.update({"mamlpp/msl_iterations": np.array(setting.msl_iterations),
+                    "mamlpp/da_iterations": np.array(setting.da_iterations),
+                    "mamlpp/cosine_iterations": np.array(setting.cosine_iterations),
+                    "mamlpp/min_outer_lr": np.array(setting.min_outer_lr),
+                    "mamlpp/iteration": np.array(setting.iteration),
+                    "mamlpp/schedule_iterations": np.array(setting.schedule_iterations)})
+    rng = np.random.default_rng(setting.seed)
     filters = fixture["theta/b0"].shape[0]
     fixture["mamlpp/bn_input"] = rng.normal(0.0, 1.0, (4, 7, 7, filters))
-    model = probes_hidden.mamlpp_model(maml, fixture, **probes_hidden.MAMLPP_TECHNIQUES)
+    model = probes_mamlpp.mamlpp_model(maml, fixture, **probes_mamlpp.MAMLPP_TECHNIQUES)
     for name in model.inner_lrs:
         fixture[f"mamlpp/lr/{name}"] = np.array(rng.uniform(0.2, 0.5))
     for name, variable in {**model.bn_weights, **model.bn_stats}.items():
@@ -311,7 +335,7 @@ def mamlpp_fixture(source: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                  "mean": rng.normal(0.0, 0.1, variable.shape),
                  "variance": rng.uniform(0.5, 1.5, variable.shape)}[kind]
         fixture[f"mamlpp/bn/{name}"] = value
-    for group, results in probes_hidden.mamlpp_results(maml, fixture).items():
+    for group, results in probes_mamlpp.mamlpp_results(maml, fixture).items():
         if "failure" in results:
             raise RuntimeError(f"the reference MAMLPlusPlus failed in {group}: {results['failure']['message']}")
         fixture.update({key: np.asarray(value) for key, value in results.items()})
@@ -352,7 +376,8 @@ def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]
                                                                                   HIDDEN_TRANSFER)
     else:
         print(f"transfer fixtures skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
-    fixtures["mamlpp_hidden"] = mamlpp_fixture(fixtures["maml_hidden"])
+    fixtures["mamlpp"] = mamlpp_fixture(fixtures["maml"], PUBLIC_MAMLPP)
+    fixtures["mamlpp_hidden"] = mamlpp_fixture(fixtures["maml_hidden"], HIDDEN_MAMLPP)
     if (ROOT / "maml_transfer.py").is_file():
         fixtures["reference_hidden"] = reference_fixture()
     return fixtures
