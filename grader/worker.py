@@ -213,13 +213,49 @@ def _call(probe: str, args: dict, trusted: bool = False):
     return function(**args)
 
 
+SEED = 0
+_SEEDERS = {"numpy": lambda numpy: numpy.random.seed(SEED),  # module -> how to seed it
+            "tensorflow": lambda tensorflow: tensorflow.random.set_seed(SEED)}
+
+
+class _SeedOnImport:
+    """A ``sys.meta_path`` finder that seeds numpy and TensorFlow the moment they are first imported.
+
+    A probe imports them itself (the worker starts with the standard library
+    only), so in a fresh worker they are not there yet when ``_seed`` runs
+    before the first probe: without this, that first call drew unseeded
+    numbers and every later one seeded numbers. Python's ``random`` is seeded
+    again then too: importing TensorFlow draws from it.
+    """
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in _SEEDERS:
+            return None
+        spec = next((spec for finder in sys.meta_path if finder is not self and hasattr(finder, "find_spec")
+                     for spec in [finder.find_spec(fullname, path, target)] if spec is not None), None)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_seed(module):
+            exec_module(module)
+            random.seed(SEED)
+            _SEEDERS[fullname](module)
+
+        spec.loader.exec_module = exec_and_seed
+        return spec
+
+
 def _seed() -> None:
-    """The same random state before every probe, so a submission gets the same numbers on every run."""
-    random.seed(0)
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed(0)
-    if "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].random.set_seed(0)
+    """The same random state before every probe, from the first one in a fresh worker on, so a submission
+    gets the same numbers on every run: Python's, numpy's and TensorFlow's global seeds (TensorFlow's also
+    resets its sequence of op seeds). A library not imported yet is seeded as it is imported."""
+    random.seed(SEED)
+    for name, seed in _SEEDERS.items():
+        if name in sys.modules:
+            seed(sys.modules[name])
+    if not any(isinstance(finder, _SeedOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SeedOnImport())
 
 
 def _describe(error: BaseException) -> dict:

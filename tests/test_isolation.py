@@ -88,6 +88,25 @@ def test_broken_code_fails_with_a_reason(tmp_path, code, status, expected):
     assert expected in error.message, error.message
 
 
+def test_the_first_call_in_a_fresh_worker_draws_the_same_random_numbers_as_every_later_one(tmp_path):
+    """Probes run seeded (Python, numpy, TensorFlow) from the first call on, though a fresh worker has
+    imported neither numpy nor TensorFlow when it seeds: they are seeded as they are imported."""
+    code = """
+        def draw():
+            import random
+
+            import numpy as np
+            import tensorflow as tf
+
+            return [random.random(), *np.random.rand(2), *tf.random.uniform([2]).numpy(), *tf.random.normal([2]).numpy()]
+        """
+    with make_sandbox(tmp_path, code, replace(QUICK, call_seconds=120.0, total_seconds=300.0)) as sandbox:
+        first, second = (sandbox.call(probes.run, {"function": "draw"}) for _ in range(2))  # importing TensorFlow
+        assert sandbox.starts == 1
+    first, second = ([float(x) for x in numbers] for numbers in (first, second))
+    assert first == second and len(set(first)) == len(first)
+
+
 def test_a_hang_is_stopped_and_the_next_call_gets_a_fresh_process(tmp_path):
     code = """
         def hang():
