@@ -101,7 +101,7 @@ def test_an_existing_run_is_never_overwritten(trained):
 # program -> (command, the flag of its length and its value for n steps, the step's name, its other flags)
 PROGRAMS = {
     "maml": (["maml.py"], "--num-iterations", str, "iteration",
-             ["--val-interval", "2", "--num-val-tasks", "16", "--seed", "3"]),
+             ["--meta-batch-size", "4", "--val-interval", "2", "--num-val-tasks", "4", "--seed", "3"]),
     "pretrain": (["maml_transfer.py", "pretrain"], "--num-epochs", lambda n: repr(n / 220), "step",  # 220 batches
                  ["--batch-size", "100", "--val-interval", "2", "--num-val-tasks", "8", "--seed", "3"]),
 }
