@@ -507,6 +507,9 @@ def test_autograder_bundle_grades_submissions_in_a_gradescope_layout(handout, tm
     solved = {f"Kim_2020-12345/{p}": handout.stubbed[p].solved
               for p in ("maml.py", "maml_transfer.py") if p in handout.stubbed}
     full = grade(solved)
-    assert full["tests"] and all(t["score"] == t["max_score"] > 0 for t in full["tests"]), full
-    assert full["score"] == sum(t["max_score"] for t in full["tests"])
+    extra = full["extra_data"]  # the public MAML++ checks: max_score 0, their points on top of the total
+    assert full["tests"] and all(t["score"] == t["max_score"] > 0 or t["max_score"] == 0 < t["score"]
+                                 for t in full["tests"]), full
+    assert extra["extra_credit"] == extra["max_extra_credit"] > 0, extra
+    assert full["score"] == sum(t["max_score"] for t in full["tests"]) + extra["max_extra_credit"]
     assert {t["visibility"] for t in full["tests"]} == {"visible"}
