@@ -7,6 +7,7 @@ EXPECT = {
     "inner_loop on new tasks": "has shape (3,), expected (4,)",
     "outer_loop on 4 new tasks": "has shape (3,), expected (4,)",
 }
+DIAGNOSED_BY = "structural"
 
 
 class MAML:

@@ -5,6 +5,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "do you always stop the inner gradients",
     "outer_loop: meta-gradients of the inner learning rates": "do you always stop the inner gradients",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -10,6 +10,7 @@ EXPECT = {
     "inner_loop on new tasks": "did you take the argmax over axis 0",
     "outer_loop on 4 new tasks": "did you take the argmax over axis 0",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

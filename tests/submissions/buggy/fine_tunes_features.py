@@ -4,6 +4,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "did you train the convolutional layers too",
     "transfer_learn on a new task": "did you train the convolutional layers too",
 }
+DIAGNOSED_BY = "hint"
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):

@@ -10,6 +10,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you use a fixed inner learning rate",
     "outer_loop: meta-gradients of the inner learning rates": "does not depend on self.inner_lrs",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -5,6 +5,7 @@ EXPECT = {
     "train_step: runs as a compiled graph": "cannot run inside tf.function",
     "outer_loop: meta-gradients of the inner learning rates": "does not depend on self.inner_lrs",
 }
+DIAGNOSED_BY = "structural"
 
 
 class MAML:

@@ -11,6 +11,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you take 5 inner steps",
     "outer_loop: meta-gradients of the inner learning rates": "did you take 5 inner steps",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

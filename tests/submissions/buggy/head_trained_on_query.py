@@ -6,6 +6,7 @@ EXPECT = {
     "transfer_learn on a new task": "did you train the head on the query set",
     "transfer_learn: frozen layers untouched": "the head changes when only the query images and labels change",
 }
+DIAGNOSED_BY = "hint"
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):

@@ -3,6 +3,7 @@
 EXPECT = {
     "outer_loop: meta-gradients of the inner learning rates": "do you stop the inner gradients only when self.first_order",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -4,6 +4,7 @@
 EXPECT = {
     "MAML++: per-step batch norm": "the running statistic",
 }
+DIAGNOSED_BY = "structural"
 
 
 class MAMLPlusPlus:

@@ -5,6 +5,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you forget tf.stop_gradient",
     "outer_loop: meta-gradients of the inner learning rates": "did you forget tf.stop_gradient",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -13,6 +13,7 @@ EXPECT = {
     "outer_loop: meta-gradients of the inner learning rates": "A gradient is None",
     "outer_loop: every task adapts": "A gradient is None",
 }
+DIAGNOSED_BY = "structural"
 
 
 class MAML:

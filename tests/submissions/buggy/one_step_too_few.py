@@ -11,6 +11,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you take one inner step too few",
     "outer_loop: meta-gradients of the inner learning rates": "did you take one inner step too few",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

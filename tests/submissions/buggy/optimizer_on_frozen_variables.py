@@ -7,6 +7,7 @@ EXPECT = {
     "transfer_learn: frozen layers untouched": "transfer_learn changed the frozen tf.Variables",
     "transfer_learn runs inside tf.function": "",
 }
+DIAGNOSED_BY = "hint"
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):

@@ -7,6 +7,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you compute the outer loss on the support set",
     "outer_loop: meta-gradients of the inner learning rates": "did you compute the outer loss on the support set",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -4,6 +4,7 @@ EXPECT = {
     "outer_loop: outer loss and accuracies": "did you return the query accuracy of the last task",
     "outer_loop on 4 new tasks": "did you return the query accuracy of the last task",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

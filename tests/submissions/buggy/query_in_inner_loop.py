@@ -7,6 +7,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you adapt on the query set",
     "outer_loop: meta-gradients of the inner learning rates": "did you adapt on the query set",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -7,6 +7,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "did you evaluate the query set with self.meta_parameters",
     "outer_loop: meta-gradients of the inner learning rates": "does not depend on self.inner_lrs",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

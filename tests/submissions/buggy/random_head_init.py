@@ -10,6 +10,7 @@ EXPECT = {
     "transfer_learn: frozen layers untouched": "start w4 and b4 at zero",
     "transfer_learn runs inside tf.function": "two calls with the same inputs give different heads",
 }
+DIAGNOSED_BY = "structural"
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):

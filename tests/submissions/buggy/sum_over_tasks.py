@@ -8,6 +8,7 @@ EXPECT = {
     "outer_loop: meta-gradients of the inner learning rates": "did you sum the query losses",
     "outer_loop: every task adapts": "must be their mean",
 }
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -4,6 +4,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "did you use TRANSFER_LR instead of the learning_rate argument",
     "transfer_learn on a new task": "did you use TRANSFER_LR instead of the learning_rate argument",
 }
+DIAGNOSED_BY = "hint"
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):

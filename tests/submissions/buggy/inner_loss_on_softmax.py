@@ -1,0 +1,33 @@
+"""inner_loop applies softmax to the logits before the cross-entropy, which applies it again: the
+support loss is the cross-entropy of probabilities, whose gradients are much smaller."""
+
+EXPECT = {
+    "inner_loop: adapted parameters": "the cross-entropy of softmax probabilities",
+    "inner_loop: support accuracies": "",
+    "outer_loop: outer loss and accuracies": "",
+    "outer_loop: first-order meta-gradient": "",
+    "outer_loop: second-order meta-gradient": "",
+    "inner_loop on new tasks": "the cross-entropy of softmax probabilities",
+    "outer_loop on 4 new tasks": "",
+    "outer_loop: meta-gradients of the inner learning rates": "",
+}
+DIAGNOSED_BY = "generic"
+UNSEEN = True
+
+
+class MAML:
+    def inner_loop(self, images, labels, train):
+        params = dict(self.meta_parameters)
+        accs = []
+        for _ in range(self.num_inner_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                probabilities = tf.nn.softmax(forward(images, params))
+                loss = cross_entropy(probabilities, labels)
+            accs.append(accuracy(probabilities, labels))
+            grads = tape.gradient(loss, params)
+            if self.first_order or not train:
+                grads = {k: tf.stop_gradient(g) for k, g in grads.items()}
+            params = {k: params[k] - self.inner_lrs[k] * grads[k] for k in params}
+        accs.append(accuracy(forward(images, params), labels))
+        return params, tf.stack(accs)
