@@ -63,6 +63,8 @@ def test_the_catalogue_is_large_enough_and_declares_what_names_each_mistake():
     assert sum(entry.unseen for entry in BUGGY) >= 20
     for entry in BUGGY:
         assert entry.expect and entry.functions, f"{entry.name} needs EXPECT and at least one function"
+        assert any(text and text not in catalogue.GENERIC for key in entry.expect
+                   for text in catalogue.wanted(entry.expect, key)), f"{entry.name}: no EXPECT text names the mistake"
         assert entry.diagnosed_by in catalogue.SOURCES, f"{entry.name}: DIAGNOSED_BY must be one of " \
                                                         f"{catalogue.SOURCES}, not {entry.diagnosed_by!r}"
     for entry in CORRECT:

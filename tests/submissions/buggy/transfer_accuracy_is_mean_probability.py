@@ -1,7 +1,7 @@
 """transfer_learn reports the mean predicted probability of the right class as the query accuracy."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "how the accuracy is computed",
+    "transfer_learn: adapted head and query accuracy": "not a whole number of correct predictions",
     "transfer_learn on a new task": "",
 }
 DIAGNOSED_BY = "generic"

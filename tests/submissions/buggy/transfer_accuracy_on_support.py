@@ -1,7 +1,7 @@
 """transfer_learn returns the head's accuracy on the support set it was trained on, not the query set."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "accuracy on the support set",
+    "transfer_learn: adapted head and query accuracy": "not on the support set",
 }
 DIAGNOSED_BY = "generic"
 UNSEEN = True

@@ -1,8 +1,8 @@
 """transfer_learn trains the head's weights only: b4 stays at zero."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "did not change at all",
-    "transfer_learn on a new task": "did not change at all",
+    "transfer_learn: adapted head and query accuracy": "is still all zeros after num_steps steps",
+    "transfer_learn on a new task": "is still all zeros after num_steps steps",
 }
 DIAGNOSED_BY = "generic"
 UNSEEN = True

@@ -1,8 +1,8 @@
 """transfer_learn adds the gradient to the head: gradient ascent on the support loss."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "the opposite way",
-    "transfer_learn on a new task": "the opposite way",
+    "transfer_learn: adapted head and query accuracy": "in the opposite direction",
+    "transfer_learn on a new task": "in the opposite direction",
 }
 DIAGNOSED_BY = "generic"
 UNSEEN = True

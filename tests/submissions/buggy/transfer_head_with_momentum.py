@@ -2,7 +2,7 @@
 instead of plain gradient descent."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "momentum",
+    "transfer_learn: adapted head and query accuracy": "is each a plain gradient step",
     "transfer_learn on a new task": "",
 }
 DIAGNOSED_BY = "generic"

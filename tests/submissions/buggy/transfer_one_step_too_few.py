@@ -1,7 +1,7 @@
 """transfer_learn counts its steps from 1: num_steps - 1 gradient steps."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "num_steps - 1",
+    "transfer_learn: adapted head and query accuracy": ("does the loop run num_steps times", "are there num_steps="),
     "transfer_learn on a new task": "",
     "transfer_learn: frozen layers untouched": "Requires start <= limit",
     "transfer_learn runs inside tf.function": "",
