@@ -86,7 +86,7 @@ def test_buggy_submission_loses_points_on_the_right_checks(entry, graded):
 @pytest.mark.parametrize("entry", [_names_the_mistake(entry) for entry in BUGGY], ids=lambda e: e.name)
 def test_buggy_submission_gets_a_message_that_names_the_mistake(entry, graded):
     verdict = catalogue.verdict(entry, graded[entry.name])
-    assert not verdict.unnamed, "\n".join(verdict.unnamed)
+    assert not verdict.unnamed and not verdict.misnamed, "\n".join(verdict.unnamed + verdict.misnamed)
     assert verdict.source == entry.diagnosed_by, (
         f"{entry.name}: named by a {verdict.source} message, but DIAGNOSED_BY says {entry.diagnosed_by!r}:\n"
         f"{table(graded[entry.name])}")

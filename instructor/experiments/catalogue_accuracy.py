@@ -254,6 +254,15 @@ def hint_texts() -> list[str]:
     return list(feedback.HINTS.values())
 
 
+def named_mistakes() -> list[str]:
+    """Every sentence that names one particular mistake: the hints, and the diagnoses' variants (a restart
+    from the meta-parameters, a squared learning rate, ...). A message holding one its entry does not want
+    names a wrong mistake."""
+    from grader import diagnoses
+
+    return hint_texts() + list(getattr(diagnoses, "VARIANTS", {}).values())
+
+
 def wanted(expect: dict, check: str) -> tuple[str, ...]:
     """The texts one of which the message of ``check`` (an EXPECT key) must hold."""
     texts = expect[check]
@@ -267,24 +276,29 @@ class Verdict:
     Attributes:
         wrong_points: checks that lost points but should not, or kept them but should not.
         unnamed: EXPECT checks whose message holds none of their texts.
+        misnamed: messages that name another mistake (a sentence of ``named_mistakes`` that holds
+            none of the entry's EXPECT texts).
         source: what names the mistake, one of ``SOURCES`` (measured).
     """
 
     wrong_points: list[str]
     unnamed: list[str]
+    misnamed: list[str]
     source: str
 
 
-def verdict(entry: Entry, results: Results, hints: list[str] | None = None) -> Verdict:
+def verdict(entry: Entry, results: Results) -> Verdict:
     """Whether a buggy entry lost points on the right checks, and what named its mistake.
 
     The mistake is named when every EXPECT check with texts (other than "" and
-    ``GENERIC``) has one of them in its message, and at least one check has such
-    texts; by a hint when a text found is part of a hint (``hint_texts``), else
-    structurally.
+    ``GENERIC``) has one of them in its message, at least one check has such
+    texts, and no message names another mistake; by a hint when a text found is
+    part of a hint (``hint_texts``), else structurally.
     """
-    hints = hint_texts() if hints is None else hints
-    wrong, unnamed, found = [], [], []
+    hints = hint_texts()
+    mine = [t for key in entry.expect for t in wanted(entry.expect, key) if t and t not in GENERIC]
+    others = [s for s in named_mistakes() if not any(text in s for text in mine)]
+    wrong, unnamed, misnamed, found = [], [], [], []
     for test in results.tests:
         keys = [key for key in entry.expect if test.name.startswith(key)]
         if len(keys) > 1:
@@ -299,15 +313,16 @@ def verdict(entry: Entry, results: Results, hints: list[str] | None = None) -> V
         if texts and not matched:
             unnamed.append(f"{test.name!r} says {test.message!r}; expected one of {tuple(texts)!r}")
         found += matched
+        misnamed += [f"{test.name!r} names another mistake: {s!r}" for s in others if s in test.message]
     graded = {key for key in entry.expect if any(t.name.startswith(key) for t in results.tests)}
     wrong += [f"EXPECT names no graded test: {key!r}" for key in set(entry.expect) - graded]
-    if unnamed or not found:
+    if unnamed or misnamed or not found:
         source = "generic"
     elif any(text in hint for text in found for hint in hints):
         source = "hint"
     else:
         source = "structural"
-    return Verdict(wrong, unnamed, source)
+    return Verdict(wrong, unnamed, misnamed, source)
 
 
 def shares(catalogue: list[Entry], source_of: Callable[[Entry], str]) -> str:
@@ -315,7 +330,7 @@ def shares(catalogue: list[Entry], source_of: Callable[[Entry], str]) -> str:
     rows = {"known mistakes (a hint was written for each)": [e for e in catalogue if e.buggy and not e.unseen],
             "mistakes in no list (`UNSEEN`)": [e for e in catalogue if e.buggy and e.unseen]}
     rows["all"] = [e for e in catalogue if e.buggy]
-    lines = ["| buggy entries | named by a hint | named by a structural diagnosis | only a generic message |",
+    lines = ["| buggy entries | named by a hint | named by a structural diagnosis | not named (generic or wrong) |",
              "|---|---|---|---|"]
     for label, group in rows.items():
         counts = [sum(source_of(e) == source for e in group) for source in SOURCES]
@@ -370,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
             v = verdicts[entry.name]
             mark = "" if v.source == entry.diagnosed_by and not v.wrong_points else "  <- differs from DIAGNOSED_BY"
             print(f"{entry.name}: {v.source} (declared {entry.diagnosed_by or '-'}){mark}")
-            for line in v.wrong_points + v.unnamed:
+            for line in v.wrong_points + v.unnamed + v.misnamed:
                 print(f"    {line}")
         print(shares(catalogue, lambda entry: verdicts[entry.name].source))
         return
