@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_grading_catalogue import SUBMISSIONS, read_submission, student_files, table
+from test_grading_catalogue import table
 
 from grader import runner, submission
 from grader.files import ROOT
@@ -42,6 +42,7 @@ from grader.results import PASSED
 from grader.sandbox import SCAFFOLD_FILES
 from instructor import benchmark_grading
 from instructor.autograder import TESTS as HIDDEN
+from instructor.experiments.catalogue_accuracy import CATALOGUE, read_entry, student_files
 from instructor.release import build, bundle
 
 RUNS = {  # results/<run> of the submission -> the command that makes it (shortened assignment settings)
@@ -99,7 +100,7 @@ def test_the_reference_with_its_runs_gets_full_marks_from_every_check(complete_s
 
 
 def test_training_check_fails_with_its_reason_when_training_does_not_reach_the_target(handout, tmp_path):
-    _, functions = read_submission(SUBMISSIONS / "buggy" / "query_with_meta_parameters.py")
+    functions = read_entry(CATALOGUE / "buggy" / "query_with_meta_parameters.py").functions
     for path, text in student_files(handout, functions).items():
         (tmp_path / path).write_text(text, encoding="utf-8")
     results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "fomaml_training"],

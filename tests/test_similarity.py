@@ -26,14 +26,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the catalogue's helpers, beside this file
-
-from test_grading_catalogue import SUBMISSIONS, paste, read_submission, student_files  # noqa: E402
-
-from grader import submission  # noqa: E402
+from grader import submission
 from grader.files import ROOT
-from instructor import similarity  # noqa: E402
-from instructor.release import build  # noqa: E402
+from instructor import similarity
+from instructor.experiments.catalogue_accuracy import CATALOGUE, paste, read_entry, student_files
+from instructor.release import build
 
 THRESHOLD = similarity.default_threshold()
 REFERENCE = ("Kim Minji", "2020-12345")
@@ -92,7 +89,7 @@ def independent(handout: build.Handout, entries: tuple[str, ...]) -> dict[str, s
     """
     functions = {}
     for entry in entries:
-        functions.update(read_submission(SUBMISSIONS / "correct" / f"{entry}.py")[1])
+        functions.update(read_entry(CATALOGUE / "correct" / f"{entry}.py").functions)
     files = {}
     for path, stub in student_files(handout, None).items():
         todos = handout.stubbed[path].todos

@@ -24,11 +24,12 @@ import re
 from pathlib import Path
 
 import pytest
-from test_grading_catalogue import student_files, table
+from test_grading_catalogue import table
 
 from grader import runner
 from grader.files import ROOT
 from instructor.autograder import TESTS as HIDDEN
+from instructor.experiments.catalogue_accuracy import student_files
 from instructor.release import build
 
 EMBEDDED_WEIGHTS = '''
@@ -61,23 +62,26 @@ MAML.evaluate = _claims_the_target
 QUERY_LABELS = '''
 
 # ---- attack: train the head on every labelled image it can find, the query sets included
-import inspect as _inspect
+import sys as _sys
 
 _honest_transfer_learn = transfer_learn
 
 
 def _labelled_sets(task):
     found = [(task[2], task[3])]
-    for frame in _inspect.stack():
-        for value in frame.frame.f_locals.values():
+    frame = _sys._getframe(1)
+    while frame is not None:  # every caller's local variables, as inspect.stack() gives them, without the source
+        for value in frame.f_locals.values():
             if isinstance(value, (tuple, list)) and len(value) == 4 and hasattr(value[3], "shape"):
                 found.append((value[2], value[3]))
+        frame = frame.f_back
     return found
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):
-    images = tf.concat([task[0]] + [tf.cast(i, task[0].dtype) for i, _ in _labelled_sets(task)], axis=0)
-    labels = tf.concat([task[1]] + [tf.cast(l, task[1].dtype) for _, l in _labelled_sets(task)], axis=0)
+    sets = _labelled_sets(task)
+    images = tf.concat([task[0]] + [tf.cast(i, task[0].dtype) for i, _ in sets], axis=0)
+    labels = tf.concat([task[1]] + [tf.cast(l, task[1].dtype) for _, l in sets], axis=0)
     return _honest_transfer_learn(frozen, (images, labels, task[2], task[3]), num_way, num_steps, learning_rate)
 '''
 
