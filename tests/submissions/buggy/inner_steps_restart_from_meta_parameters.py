@@ -2,16 +2,16 @@
 meta-parameters: every step starts again from theta, so only the last step counts."""
 
 EXPECT = {
-    "inner_loop: adapted parameters": "starts again from self.meta_parameters",
+    "inner_loop: adapted parameters": "is subtracted from self.meta_parameters instead of from the previous step's parameters",
     "inner_loop: support accuracies": "",
     "outer_loop: outer loss and accuracies": "",
     "outer_loop: first-order meta-gradient": "",
     "outer_loop: second-order meta-gradient": "",
-    "inner_loop on new tasks": "starts again from self.meta_parameters",
+    "inner_loop on new tasks": "is subtracted from self.meta_parameters instead of from the previous step's parameters",
     "outer_loop on 4 new tasks": "",
     "outer_loop: meta-gradients of the inner learning rates": "",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

@@ -10,7 +10,7 @@ EXPECT = {
     "outer_loop on 4 new tasks": "",
     "outer_loop: meta-gradients of the inner learning rates": "",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

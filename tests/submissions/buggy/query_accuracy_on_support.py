@@ -4,7 +4,7 @@ EXPECT = {
     "outer_loop: outer loss and accuracies": "the difference is in how the accuracies are computed",
     "outer_loop on 4 new tasks": "",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

@@ -4,7 +4,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "not a whole number of correct predictions",
     "transfer_learn on a new task": "",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

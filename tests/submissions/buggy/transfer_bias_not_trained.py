@@ -4,7 +4,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "is still all zeros after num_steps steps",
     "transfer_learn on a new task": "is still all zeros after num_steps steps",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

@@ -4,7 +4,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "in the opposite direction",
     "transfer_learn on a new task": "in the opposite direction",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

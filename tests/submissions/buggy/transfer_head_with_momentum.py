@@ -5,7 +5,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "is each a plain gradient step",
     "transfer_learn on a new task": "",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

@@ -4,7 +4,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "a softmax or a loss computed twice",
     "transfer_learn on a new task": "a softmax or a loss computed twice",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

@@ -5,7 +5,7 @@ EXPECT = {
     "transfer_learn: adapted head and query accuracy": "a sum over the support examples where a mean is meant",
     "transfer_learn on a new task": "a sum over the support examples where a mean is meant",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 
