@@ -64,7 +64,7 @@ _DTYPES = (re.compile(r"\b(?:type|dtype) (b?float\d+|u?int\d+|half|double|bool)\
 _DTYPE_NAMES = {"double": "float64", "float": "float32", "half": "float16"}
 _SHAPE_ERROR = re.compile(r"Incompatible shapes|Dimensions must be equal|size-incompatible|must be broadcastable|"
                           r"shapes must be equal|are incompatible|must have the same first dimension|"
-                          r"depth|must be the same shape|must equal", re.IGNORECASE)
+                          r"filter depth|number of groups|must be the same shape|shape` must equal", re.IGNORECASE)
 
 
 @dataclass
@@ -76,7 +76,6 @@ class Frame:
     function: str  # qualified where the traceback has it ("MAML.inner_loop"), else as TensorFlow names it
     source: str  # the line of code, stripped
     before: tuple[str, ...] = ()  # the lines of its function before it, stripped
-
 
     def where(self) -> str:
         return f"{self.function} ({Path(self.path).name} line {self.line})"
@@ -157,7 +156,8 @@ def _shape_hint(cause: ErrorCause) -> str:
         return (f"tf.matmul multiplies (m, k) by (k, n), here {shapes}: check which tensor goes first, and whether "
                 f"one has the wrong layout or comes from another layer.{called}")
     if cause.op == "Conv2D":
-        return (f"tf.nn.conv2d got {shapes}: images are (examples, 28, 28, 1), channels last, and a filter "
+        return (f"tf.nn.conv2d got {' and '.join(cause.shapes[:2]) or 'an input and a filter that do not fit'}: "
+                f"images are (examples, 28, 28, 1), channels last, and a filter "
                 f"conv{{i}} is (3, 3, channels in, channels out).{called}")
     if "SoftmaxCrossEntropy" in cause.op or re.search(r"labels.*logits|logits.*labels", cause.text):
         return (f"The logits and labels have different numbers of examples ({shapes}): the logits of one set with "
@@ -228,7 +228,7 @@ class PartialCredit(AssertionError):
 def _clean(text: str) -> str:
     """TensorFlow's message on one line, without the device, node and op decorations."""
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
-    text = re.sub(r"'\{\{node [^}]*\}\} = (\w+)\[[^\]]*\]\(([^)]*)\)'", r"\1(\2)", text)
+    text = re.sub(r"'\{\{node [^}]*\}\} = (\w+)\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)]*)\)'", r"\1(\2)", text)
     text = re.sub(r"\s*\[\[\{\{node [^}]*\}\}\]\]", "", text)
     text = re.sub(r"\s*\[Op:\w+\]( name:\s*\S*)?", "", text)
     return " ".join(text.split())
