@@ -224,15 +224,17 @@ def facts() -> dict:
     }
 
 
-def pretrained_features(num_steps: int, seed: int = 0, batch_size: int = 128,
-                        learning_rate: float = 1e-3) -> dict[str, np.ndarray]:
-    """conv0..3 and b0..3 after ``num_steps`` minibatches of the reference's pre-training (as ``pretrain``)."""
+def pretrained_features(num_steps: int, seed: int = 0, batch_size: int = 128, learning_rate: float = 1e-3,
+                        num_filters: int | None = None) -> dict[str, np.ndarray]:
+    """conv0..3 and b0..3 after ``num_steps`` minibatches of the reference's pre-training (as ``pretrain``),
+    float32; ``num_filters`` (default: the assignment's) makes a smaller network, as the transfer fixtures'."""
     import tensorflow as tf
 
     maml, transfer = modules()
     stream = transfer.MinibatchStream(*transfer.pretraining_data(_omniglot()), batch_size, seed)
-    parameters = {name: tf.Variable(value)
-                  for name, value in maml.init_parameters(transfer.NUM_TRAIN_CLASSES, seed=seed).items()}
+    num_filters = maml.NUM_FILTERS if num_filters is None else num_filters
+    parameters = {name: tf.Variable(value) for name, value in
+                  maml.init_parameters(transfer.NUM_TRAIN_CLASSES, num_filters, seed=seed).items()}
     optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
     optimizer.build(list(parameters.values()))
 
