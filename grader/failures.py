@@ -323,14 +323,14 @@ def describe_failure(error: BaseException) -> tuple[str, str]:
     if isinstance(error, SandboxError):
         return ERROR, shorten(f"the grader could not run your code, a problem of the grader (please tell "
                               f"the course staff): {error}")
-    cause = error_cause(error)
-    focus = cause.focus()
-    if isinstance(error, NotImplementedError):
-        return TODO, f"not implemented yet: {focus[0].where() if focus else error}"
     if isinstance(error, (StudentCodeError, budget.BudgetSpent)):
         return ERROR, shorten(str(error))
     if isinstance(error, AssertionError):
         return FAILED, shorten(str(error)) or "a check failed (no details)"
+    cause = error_cause(error)
+    focus = cause.focus()
+    if isinstance(error, NotImplementedError):
+        return TODO, f"not implemented yet: {focus[0].where() if focus else error}"
     hint = explain_error(cause)
     lines = [hint] if hint else []
     lines.append(f"{cause.kind}{f' in {cause.op}' if cause.op else ''}: {cause.text}"[:MAX_MESSAGE_CHARS // 2])
