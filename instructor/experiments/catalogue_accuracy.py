@@ -277,7 +277,7 @@ class Verdict:
         wrong_points: checks that lost points but should not, or kept them but should not.
         unnamed: EXPECT checks whose message holds none of their texts.
         misnamed: messages that name another mistake (a sentence of ``named_mistakes`` that holds
-            none of the entry's EXPECT texts).
+            none of the entry's EXPECT texts) and not the entry's.
         source: what names the mistake, one of ``SOURCES`` (measured).
     """
 
@@ -292,8 +292,8 @@ def verdict(entry: Entry, results: Results) -> Verdict:
 
     The mistake is named when every EXPECT check with texts (other than "" and
     ``GENERIC``) has one of them in its message, at least one check has such
-    texts, and no message names another mistake; by a hint when a text found is
-    part of a hint (``hint_texts``), else structurally.
+    texts, and no message names another mistake without naming this one; by a
+    hint when a text found is part of a hint (``hint_texts``), else structurally.
     """
     hints = hint_texts()
     mine = [t for key in entry.expect for t in wanted(entry.expect, key) if t and t not in GENERIC]
@@ -313,7 +313,8 @@ def verdict(entry: Entry, results: Results) -> Verdict:
         if texts and not matched:
             unnamed.append(f"{test.name!r} says {test.message!r}; expected one of {tuple(texts)!r}")
         found += matched
-        misnamed += [f"{test.name!r} names another mistake: {s!r}" for s in others if s in test.message]
+        if not matched:  # a message that names the mistake may offer another beside it ("... Or ...")
+            misnamed += [f"{test.name!r} names another mistake: {s!r}" for s in others if s in test.message]
     graded = {key for key in entry.expect if any(t.name.startswith(key) for t in results.tests)}
     wrong += [f"EXPECT names no graded test: {key!r}" for key in set(entry.expect) - graded]
     if unnamed or misnamed or not found:
