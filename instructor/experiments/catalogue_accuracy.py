@@ -22,6 +22,9 @@ MAMLPlusPlus:`` with its methods, or ``transfer_learn``) and, if buggy:
         written after the hints (issue 12): no hint or known mistake was written
         with it in view, so it measures the grader on mistakes nobody listed.
 
+A correct entry that the grader wrongly takes points from says why in
+``FALSE_POSITIVE = "..."`` until the grader is fixed (a strict expected failure).
+
 Each entry is pasted into the handout at its TODOs (the functions it does not
 define keep the reference solution) and graded by the real grader
 (``grader.runner``: the public and hidden tests of the part it changes, the
@@ -85,6 +88,7 @@ class Entry:
         expect: EXPECT (empty for a correct entry).
         diagnosed_by: DIAGNOSED_BY ("" for a correct entry).
         unseen: UNSEEN (written after the hints).
+        false_positive: FALSE_POSITIVE, why the grader wrongly takes points from a correct entry ("" if it does not).
     """
 
     path: Path
@@ -92,6 +96,7 @@ class Entry:
     expect: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     diagnosed_by: str = ""
     unseen: bool = False
+    false_positive: str = ""
 
     @property
     def name(self) -> str:
@@ -124,7 +129,7 @@ def read_entry(path: Path) -> Entry:
     functions = {name: textwrap.dedent("".join(lines[node.lineno - 1:node.end_lineno]))
                  for name, node in definitions(source).items()}
     return Entry(path, functions, declared.get("EXPECT", {}), declared.get("DIAGNOSED_BY", ""),
-                 bool(declared.get("UNSEEN", False)))
+                 bool(declared.get("UNSEEN", False)), declared.get("FALSE_POSITIVE", ""))
 
 
 def entries(kind: str) -> list[Entry]:
