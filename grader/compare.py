@@ -16,6 +16,8 @@ Fixture keys, ``maml.npz``:
     inner/phi/<name>, inner/accuracies          inner_loop on task 0 (first order, train=True)
     outer/loss, outer/accuracies_support, outer/accuracy_query   outer_loop on all T tasks
     grad_fo/<name>, grad_so/<name>              d outer/loss / d theta, first and second order
+    mistake/<key>/<quantity>, variant/<key>/<quantity>   sketches of what known mistakes and structural
+                                                variants give (``grader.feedback``, ``grader.diagnoses``)
 
 ``transfer.npz`` (part 2):
     num_way, num_steps, learning_rate           transfer_learn's arguments

@@ -22,6 +22,13 @@ size of the mistake's result, or of its change from ``start`` for adapted
 parameters). Different results almost surely have different sketches; equal
 ones always have equal sketches.
 
+A mistake is named only when the evidence singles it out (``diagnose``): every
+informative result of the check (parameters, losses, gradients; not accuracies,
+which move in coarse steps) agrees with it, and at least one of them is what
+the mistake gives. Otherwise the structural findings of ``grader.diagnoses``
+say what the numbers show (direction, scale, step count, starting point, which
+parameters, which results).
+
 Known causes of known error messages are ``grader.failures.explain_error``.
 """
 
@@ -31,13 +38,14 @@ import math
 
 import numpy as np
 
-from grader import compare
+from grader import compare, diagnoses
+from grader.diagnoses import Evidence, flatten
 
 SKETCH_SIZE = 8
 SKETCH_SEED = 20251
 MATCH_RTOL = 1e-4  # correct code matches the reference to ~1e-12; mistakes differ by >= 0.1 (measured)
-RATIO_RTOL = 1e-3  # "x times the expected one" when the result is this close to a multiple of it
-DICT_QUANTITIES = ("inner/phi", "grad_fo", "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval", "head")
+DICT_QUANTITIES = ("inner/phi", "grad_fo", "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval", "head",
+                   "head_one_step")
 
 # key -> the question a student should ask themselves (mistakes: instructor/mistakes.py)
 HINTS = {
@@ -76,14 +84,6 @@ HINTS = {
     "transfer_argmax_wrong_axis": "did you take the argmax over axis 0 (examples) instead of axis -1 (classes)?",
 }
 
-def flatten(value) -> np.ndarray:
-    """A dict of arrays (keys sorted) or an array, as one float64 vector."""
-    if isinstance(value, dict):
-        return np.concatenate([np.ravel(np.asarray(value[key], np.float64)) for key in sorted(value)]) \
-            if value else np.zeros(0)
-    return np.ravel(np.asarray(value, np.float64))
-
-
 def sketch(value) -> np.ndarray:
     """The stored form of a result: itself if small, else its projection on fixed random directions."""
     flat = flatten(value)
@@ -93,78 +93,116 @@ def sketch(value) -> np.ndarray:
     return directions @ flat / math.sqrt(flat.size)
 
 
-def known_mistakes(fixture: dict, quantity: str, actual, start=None) -> list[str]:
-    """Keys of the known mistakes whose result on this fixture equals ``actual``.
+def _same(mine: np.ndarray, stored: np.ndarray, base) -> bool:
+    """Whether two sketches are equal, relative to the size of ``stored`` (its change from ``base``)."""
+    if stored.shape != mine.shape or not stored.size:
+        return False
+    scale = max(float(np.max(np.abs(stored - base))), 1e-300)
+    return float(np.max(np.abs(mine - stored))) <= MATCH_RTOL * scale
 
-    Args:
-        fixture: a fixture with ``mistake/<key>/<quantity>`` sketches.
-        quantity: which result (see the module docstring).
-        actual: the student's result: a dict of arrays or an array.
-        start: for adapted parameters, the parameters they started from
-            (differences are then relative to the change).
+
+def singled_out(evidence: Evidence, kind: str = "mistake") -> list[str]:
+    """The known mistakes (or variants) the evidence singles out.
+
+    A candidate is singled out when every result of the evidence is what it
+    gives (its stored sketch, or the reference's result where it stores none,
+    i.e. where it changes nothing), at least one of them is one it changes,
+    and at least one is informative (not an accuracy): accuracies can rule a
+    candidate out, never name it alone. Results whose shape differs from the
+    reference's say nothing here (the check already reports the shape).
     """
-    try:
-        mine = sketch(actual)
-    except (TypeError, ValueError):
-        return []
-    base = sketch(start) if start is not None else 0.0
-    found = []
-    suffix = f"/{quantity}"
-    for key, stored in fixture.items():
-        if not (key.startswith("mistake/") and key.endswith(suffix)) or stored.shape != mine.shape or not stored.size:
+    sketches = {}
+    for quantity, value in evidence.results.items():
+        try:
+            expected = expected_value(evidence.fixture, quantity)
+            if flatten(value).shape != flatten(expected).shape:
+                continue
+            start = evidence.starts.get(quantity)
+            sketches[quantity] = (sketch(value), sketch(expected), sketch(start) if start is not None else 0.0)
+        except (TypeError, ValueError, KeyError):
             continue
-        scale = max(float(np.max(np.abs(stored - base))), 1e-300)
-        if float(np.max(np.abs(mine - stored))) <= MATCH_RTOL * scale:
-            found.append(key[len("mistake/"):-len(suffix)])
+    if not any(q not in diagnoses.ACCURACY_QUANTITIES for q in sketches):
+        return []
+    candidates = sorted({key.split("/")[1] for key in evidence.fixture if key.startswith(f"{kind}/")})
+    found = []
+    for candidate in candidates:
+        changed = False
+        for quantity, (mine, reference, base) in sketches.items():
+            stored = evidence.fixture.get(f"{kind}/{candidate}/{quantity}")
+            if not _same(mine, reference if stored is None else stored, base):
+                break
+            changed |= stored is not None
+        else:
+            if changed:
+                found.append(candidate)
     return found
 
 
-def ratio(actual, expected, start=None) -> float | None:
-    """c when ``actual`` is c times ``expected`` (changes from ``start``, if given) with c not 1, else None."""
-    try:
-        a, e = flatten(actual), flatten(expected)
-        if start is not None:
-            s = flatten(start)
-            a, e = a - s, e - s
-    except (TypeError, ValueError):
-        return None
-    if a.shape != e.shape or not np.all(np.isfinite(a)) or not np.any(e):
-        return None
-    c = float(a @ e / (e @ e))
-    if abs(c - 1.0) <= RATIO_RTOL or np.linalg.norm(a - c * e) > RATIO_RTOL * np.linalg.norm(a):
-        return None
-    return c
-
-
-def _simple(c: float) -> bool:
-    """Whether c is a whole number or one over a whole number (what summing or a wrong count gives)."""
-    return any(abs(x - round(x)) <= 1e-6 * abs(x) and round(x) >= 2 for x in (abs(c), 1 / abs(c)))
-
-
-def ratio_sentence(actual, expected, start=None) -> str:
-    """"It is 4x the expected one." when ``actual`` is a multiple of ``expected``, else ""."""
-    c = ratio(actual, expected, start)
-    if c is None:
-        return ""
-    if abs(c) < 1e-3:
-        return "It is about 0."
-    if flatten(expected).size == 1 and not _simple(c):  # a lone number is a multiple of anything
-        return ""
-    return f"It is {c:.3g}x the expected one."
-
-
-def mistake_sentence(fixture: dict, quantity: str, actual, start=None) -> str:
-    """"Looks like a known mistake: did you ...?" when ``actual`` is what a known mistake gives, else ""."""
-    found = [key for key in known_mistakes(fixture, quantity, actual, start) if key in HINTS]
+def _hint_sentence(found: list[str]) -> str:
+    found = [key for key in found if key in HINTS]
     if not 1 <= len(found) <= 3:  # more: too common a result to say which
         return ""
     return "Looks like a known mistake: " + " Or ".join(HINTS[key] for key in found)
 
 
-def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None) -> str:
-    """How a wrong result relates to the expected one and which known mistake gives it ("" if nothing)."""
-    ratio_text = ratio_sentence(actual, expected, start) if expected is not None else ""
-    return " ".join(filter(None, [ratio_text, mistake_sentence(fixture, quantity, actual, start)]))
+def evidence(fixture: dict, results: dict, start=None) -> Evidence:
+    """``results`` (quantity -> what the student's code returned) as numbers; those that are not are left out.
+
+    Adapted parameters ("inner/phi") start from the fixture's meta-parameters (or ``start``).
+    """
+    numbers = {}
+    for quantity, value in results.items():
+        try:
+            numbers[quantity] = ({name: compare.as_numpy(v, name) for name, v in value.items()}
+                                 if isinstance(value, dict) else compare.as_numpy(value, quantity))
+            flatten(numbers[quantity])
+        except (AssertionError, AttributeError, TypeError, ValueError):
+            numbers.pop(quantity, None)
+    starts = {}
+    if "inner/phi" in numbers:
+        starts["inner/phi"] = start if start is not None else {
+            name: fixture[f"theta/{name}"] for name in compare.parameter_names(fixture)}
+    return Evidence(fixture, numbers, starts)
+
+
+def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None, others: dict | None = None,
+             rtol: float = compare.RTOL) -> tuple[str, str]:
+    """What a wrong result's numbers say: (the diagnosis, the part of it that names a cause).
+
+    Args:
+        quantity, actual: the failing result.
+        expected: the reference's result (default: the fixture's).
+        start: where adapted parameters started (default: the meta-parameters).
+        others: more results of the same call (quantity -> value), the rest of the evidence.
+
+    The diagnosis is, in order: how the result scales with the reference's
+    (``diagnoses.scale``), the known mistake the evidence singles out
+    (``singled_out``, ``HINTS``); if none, the variants it singles out
+    (``diagnoses.variant_sentence``), else the direction of the change; then
+    which parameters differ, and whether only the accuracies are wrong.
+    """
+    found = evidence(fixture, {**(others or {}), quantity: actual}, start)
+    if quantity not in found.results:
+        return "", ""
+    mine = found.results[quantity]
+    expected = expected_value(fixture, quantity) if expected is None else expected
+    start = found.starts.get(quantity)
+    cause = _hint_sentence(singled_out(found))
+    try:  # with a known mistake named, no reason for the scale: the hint is the reason
+        scale_text = diagnoses.scale(mine, expected, start, diagnoses.counts(fixture, quantity), reasons=not cause)
+        direction = diagnoses.direction(mine, expected, start)
+    except (TypeError, ValueError):
+        scale_text = direction = ""
+    if not cause:
+        variants = singled_out(found, "variant")
+        if 1 <= len(variants) <= 2:
+            cause = " Or: ".join(diagnoses.variant_sentence(key, fixture, quantity) for key in variants)
+        elif not scale_text and quantity not in diagnoses.ACCURACY_QUANTITIES:
+            cause = direction
+    keys = diagnoses.which_keys(mine, expected, start, rtol) if isinstance(expected, dict) else ""
+    accuracies = (diagnoses.accuracies_finding(found, lambda q: expected_value(fixture, q), compare.RTOL)
+                  if quantity in diagnoses.ACCURACY_QUANTITIES and not cause else "")
+    return " ".join(filter(None, [scale_text, cause, keys, accuracies])), cause
 
 
 def expected_value(fixture: dict, quantity: str):
@@ -176,9 +214,13 @@ def expected_value(fixture: dict, quantity: str):
 
 
 def assert_expected(fixture: dict, quantity: str, actual, what: str, *, start: dict | None = None,
-                    rtol: float = compare.RTOL, hint: str = "") -> None:
+                    rtol: float = compare.RTOL, hint: str = "", others: dict | None = None) -> None:
     """``compare.assert_parameters_close``/``assert_close`` of ``actual`` against the fixture's expected value,
     with a diagnosis.
+
+    Args:
+        others: the other results of the same call (quantity -> value): the evidence ``diagnose`` weighs,
+            e.g. the adapted parameters when the support accuracies are checked.
 
     Raises:
         AssertionError: the check's message, then ``hint``, then what ``diagnose`` finds.
@@ -190,13 +232,7 @@ def assert_expected(fixture: dict, quantity: str, actual, what: str, *, start: d
         else:
             compare.assert_close(actual, expected, what, rtol=rtol)
     except AssertionError as error:
-        try:
-            mine = ({name: compare.as_numpy(value, name) for name, value in actual.items()}
-                    if isinstance(actual, dict) else compare.as_numpy(actual, what))
-        except AssertionError:
-            mine = None
-        ratio_text = ratio_sentence(mine, expected) if mine is not None and start is None else ""
-        mistake = mistake_sentence(fixture, quantity, mine, start) if mine is not None else ""
-        failure = AssertionError(" ".join(filter(None, [str(error), hint, ratio_text, mistake])))
-        failure.diagnosis = mistake  # grader.plugin.Parts says a diagnosis repeated by several parts once
+        text, cause = diagnose(fixture, quantity, actual, start=start, others=others, rtol=rtol)
+        failure = AssertionError(" ".join(filter(None, [str(error), hint, text])))
+        failure.diagnosis = cause  # grader.plugin.Parts says a diagnosis repeated by several parts once
         raise failure from None

@@ -69,13 +69,20 @@ def inner_loop(inputs: dict) -> dict:
     return {"result": result, "meta_parameters": dict(model.meta_parameters)}
 
 
-def outer_loop(inputs: dict) -> object:
-    """MAML.outer_loop on all the fixture's tasks (first order, train=True)."""
-    return _maml(inputs, first_order=True).outer_loop(_tasks(inputs), train=True)
+def outer_loop(inputs: dict) -> dict:
+    """MAML.outer_loop on all the fixture's tasks (first order, train=True), and the first-order gradient of
+    its loss as more evidence for a diagnosis ("gradients" None where it cannot be taken: the loss, not its
+    gradient, is what this check judges)."""
+    return meta_gradient(inputs, first_order=True, required=False)
 
 
-def meta_gradient(inputs: dict, first_order: bool) -> dict:
-    """d outer loss / d meta-parameters (None where the loss does not depend on one)."""
+def meta_gradient(inputs: dict, first_order: bool, required: bool = True) -> dict:
+    """outer_loop's result and d outer loss / d meta-parameters.
+
+    Returns:
+        {"result": outer_loop's return value, "gradients": {name: gradient, None where the loss does not
+        depend on it}, or None when the result is not a tuple (or, not ``required``, the gradient failed)}.
+    """
     import tensorflow as tf
 
     model = _maml(inputs, first_order=first_order)
@@ -83,7 +90,13 @@ def meta_gradient(inputs: dict, first_order: bool) -> dict:
         result = model.outer_loop(_tasks(inputs), train=True)
     if not isinstance(result, (tuple, list)) or not result:
         return {"result": result, "gradients": None}
-    return {"result": None, "gradients": dict(tape.gradient(result[0], model.meta_parameters))}
+    try:
+        gradients = dict(tape.gradient(result[0], model.meta_parameters))
+    except Exception:  # noqa: BLE001 - reported by the checks that require the gradient
+        if required:
+            raise
+        gradients = None
+    return {"result": result, "gradients": gradients}
 
 
 def train_step(inputs: dict) -> dict:

@@ -20,8 +20,12 @@ per parameter), the reference's results on them, computed in float64 so a
 correct implementation matches to round-off (~1e-12), and the results of every
 known mistake of ``instructor/mistakes.py`` (``mistake/<key>/<quantity>``,
 stored only where the mistake gives a number that differs from the
-reference's). ``grader/feedback.py`` compares a student's wrong numbers with
-them to name the mistake.
+reference's), and of the structural variants (``variant/<key>/<quantity>``: the
+reference with k inner steps, scaled, squared or missing inner learning rates,
+each step restarting from the meta-parameters, a loss of probabilities;
+``input_variants`` and ``mistakes.VARIANTS``). ``grader/feedback.py`` compares a
+student's wrong numbers with them to name the mistake or say what the numbers
+show (``grader/diagnoses.py``).
 
 The public maml fixture: 3-way 2-shot tasks with 2 queries per class, 2 tasks,
 2 inner steps, 4 filters. The hidden one: 5-way 1-shot with 1 query per class
@@ -47,7 +51,7 @@ from typing import Callable
 
 import numpy as np
 
-from grader import compare, feedback
+from grader import compare, diagnoses, feedback
 from grader.files import ROOT
 from instructor import mistakes
 from instructor.release.archive import npz_bytes, write_atomic
@@ -253,10 +257,9 @@ def mistake_results(fixture: dict, file: str, groups_of: Callable) -> tuple[dict
         ({"mistake/<key>/<quantity>": sketch}, {key: {quantity: relative difference, or why there is none}}).
     """
     stored, table = {}, {}
-    for mistake in mistakes.by_file(file):
-        module = mistakes.load_mutant(mistake)
-        row = table[mistake.key] = {}
-        for group, compute in groups_of(module).items():
+    for key, groups in sources:
+        row = table[key] = {}
+        for group, compute in groups.items():
             try:
                 results = compute()
             except Exception as error:  # noqa: BLE001 - a mistake that raises has no numbers here
@@ -274,7 +277,7 @@ def mistake_results(fixture: dict, file: str, groups_of: Callable) -> tuple[dict
                     row[quantity] = compare.relative_error(feedback.flatten(values), feedback.flatten(expected),
                                                            scale)
                     if row[quantity] > DISTINCT:
-                        stored[f"mistake/{mistake.key}/{quantity}"] = feedback.sketch(values)
+                        stored[f"{kind}/{key}/{quantity}"] = feedback.sketch(values)
     return stored, table
 
 
@@ -301,7 +304,8 @@ def transfer_fixture(source: dict[str, np.ndarray], steps_and_lr: tuple[int, flo
     for compute in transfer_results(maml_transfer, fixture).values():
         fixture.update(compute())
     stored, table = mistake_results(fixture, "maml_transfer.py", lambda module: transfer_results(module, fixture))
-    return {**fixture, **stored}, table
+    variants, variant_table = variant_results(fixture, setting.extended)
+    return {**fixture, **stored, **variants}, {**table, **{f"variant {k}": row for k, row in variant_table.items()}}
 
 
 def mamlpp_fixture(source: dict[str, np.ndarray], setting: MamlppSetting) -> dict[str, np.ndarray]:
@@ -342,6 +346,12 @@ def mamlpp_fixture(source: dict[str, np.ndarray], setting: MamlppSetting) -> dic
     return fixture
 
 
+    return result_sketches(fixture, "mistake", ((mistake.key, groups_of(mistakes.load_mutant(mistake)))
+                                                for mistake in mistakes.by_file(file)))
+
+
+def result_sketches(fixture: dict, kind: str, sources) -> tuple[dict[str, np.ndarray], dict]:
+    """``mistake_results`` of any sources of results: ``kind`` "mistake" or "variant", ``sources`` (key, groups)."""
 def reference_fixture() -> dict[str, np.ndarray]:
     """What the hidden tests need of the reference before student code runs (``reference.facts``), and the
     conv-4 features the transfer training check adapts heads on: untrained, and after
@@ -368,6 +378,36 @@ def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]
     """
     tables = {} if tables is None else tables
     fixtures = {}
+def input_variants(fixture: dict) -> dict[str, dict]:
+    """The structural variants that change an input of a maml fixture: key -> the changed fixture.
+
+    ``steps_<k>``: k inner steps (0 to num_inner_steps + 1) instead of num_inner_steps;
+    ``inner_lr_x<c>``: every inner learning rate times c (a flipped sign, doubled, halved, summed over
+    the support examples); ``inner_lr_squared``, ``inner_lr_one``: the rate squared, or 1 (missing).
+    What each shows: ``grader.diagnoses``; the variants that change the code: ``mistakes.VARIANTS``.
+    """
+    steps = int(fixture["num_inner_steps"])
+    support = int(np.shape(fixture["labels_support"])[1])
+    rates = {key: value for key, value in fixture.items() if key.startswith("inner_lr/")}
+    found = {f"{diagnoses.STEP_VARIANT}{k}": {**fixture, "num_inner_steps": np.array(k)}
+             for k in range(steps + 2) if k != steps}
+    for c in (-1.0, 2.0, 0.5, float(support)):
+        found[diagnoses.scale_variant(c)] = {**fixture, **{key: c * value for key, value in rates.items()}}
+    found["inner_lr_squared"] = {**fixture, **{key: value * value for key, value in rates.items()}}
+    found["inner_lr_one"] = {**fixture, **{key: np.ones_like(value) for key, value in rates.items()}}
+    return found
+
+
+def variant_results(fixture: dict, extended: bool) -> tuple[dict[str, np.ndarray], dict]:
+    """Sketches of the structural variants' results on a maml fixture (``variant/<key>/<quantity>``)."""
+    import maml
+
+    sources = [(key, maml_results(maml, changed, extended)) for key, changed in input_variants(fixture).items()]
+    sources += [(variant.key, maml_results(mistakes.load_mutant(variant), fixture, extended))
+                for variant in mistakes.VARIANTS]
+    return result_sketches(fixture, "variant", sources)
+
+
     fixtures["maml"], tables["maml"] = maml_fixture(PUBLIC_MAML)
     fixtures["maml_hidden"], tables["maml_hidden"] = maml_fixture(HIDDEN_MAML)
     if (ROOT / "maml_transfer.py").is_file():

@@ -157,6 +157,22 @@ MISTAKES: tuple[Mistake, ...] = (
          _WRONG_AXIS.format(logits="head_logits(features_query, head)", labels="labels_query")),)),
 )
 
+# Structural variants of the reference (``grader.diagnoses.VARIANTS`` says what each shows): stored as
+# ``variant/<key>/<quantity>`` next to the mistakes, with sentences about the numbers instead of hints.
+# The variants that change an input (step count, inner learning rates) are ``make_fixtures.input_variants``.
+_SOFTMAX_INNER = (INNER, "loss = cross_entropy(logits, labels)", "loss = cross_entropy(tf.nn.softmax(logits), labels)")
+_SOFTMAX_OUTER = (OUTER, "cross_entropy(logits, labels_query)", "cross_entropy(tf.nn.softmax(logits), labels_query)")
+VARIANTS: tuple[Mistake, ...] = (
+    Mistake("restart_from_theta", "maml.py", (
+        (INNER, "for _ in range(self.num_inner_steps):\n",
+         "for _ in range(self.num_inner_steps):\n            parameters = dict(self.meta_parameters)\n"),)),
+    Mistake("update_from_theta", "maml.py", (
+        (INNER, "for name, value in parameters.items()", "for name, value in self.meta_parameters.items()"),)),
+    Mistake("probabilities_inner", "maml.py", (_SOFTMAX_INNER,)),
+    Mistake("probabilities_outer", "maml.py", (_SOFTMAX_OUTER,)),
+    Mistake("probabilities_both", "maml.py", (_SOFTMAX_INNER, _SOFTMAX_OUTER)),
+)
+
 
 def by_file(file: str) -> list[Mistake]:
     return [mistake for mistake in MISTAKES if mistake.file == file]

@@ -32,7 +32,15 @@ def _inner_loop(student, fixture):
     return out["meta_parameters"], result
 
 
+def _outer_results(result) -> dict:
+    """outer_loop's results by quantity (``grader.feedback``'s names): evidence for a diagnosis."""
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        return {}
+    return dict(zip(("outer/loss", "outer/accuracies_support", "outer/accuracy_query"), result))
+
+
 def _meta_gradient(student, fixture, first_order: bool):
+    """The meta-gradient (first or second order) and outer_loop's results (the rest of the evidence)."""
     out = student.call(probes.meta_gradient, {"inputs": compare.inputs(fixture), "first_order": first_order})
     if out["gradients"] is None:
         raise AssertionError(f"outer_loop should return (outer_loss, accuracies_support, accuracy_query), "
@@ -43,7 +51,7 @@ def _meta_gradient(student, fixture, first_order: bool):
         raise AssertionError(f"the outer loss does not depend on the meta-parameters {missing}: compute "
                              f"the adapted parameters from self.meta_parameters with TensorFlow ops "
                              f"(no .numpy(), no tf.stop_gradient on the parameters themselves).")
-    return gradients
+    return gradients, _outer_results(out["result"])
 
 
 @points(2)
@@ -68,53 +76,55 @@ def test_inner_loop_outputs(student, maml_fixture):
 @points(4)
 def test_inner_loop_adapted_parameters(student, maml_fixture):
     """inner_loop: adapted parameters match the reference"""
-    _, (parameters, _) = _inner_loop(student, maml_fixture)
+    _, (parameters, accuracies) = _inner_loop(student, maml_fixture)
     theta = _theta(maml_fixture)
-    feedback.assert_expected(maml_fixture, "inner/phi", parameters, "adapted parameter", start=theta)
+    feedback.assert_expected(maml_fixture, "inner/phi", parameters, "adapted parameter", start=theta,
+                             others={"inner/accuracies": accuracies})
 
 
 @points(1)
 def test_inner_loop_support_accuracies(student, maml_fixture):
     """inner_loop: support accuracies match the reference"""
-    _, (_, accuracies) = _inner_loop(student, maml_fixture)
+    _, (parameters, accuracies) = _inner_loop(student, maml_fixture)
     expected = maml_fixture["inner/accuracies"]
     got = compare.assert_shape(accuracies, expected.shape, "the support accuracies")
     if np.max(np.abs(got - expected)) > compare.ATOL_ACCURACY:
+        diagnosis, _ = feedback.diagnose(maml_fixture, "inner/accuracies", got, others={"inner/phi": parameters})
         raise AssertionError(f"the support accuracies are {np.round(got, 4).tolist()}, expected "
                              f"{np.round(expected, 4).tolist()} (entry 0: before the first step, "
-                             f"last entry: after the last step). "
-                             + feedback.mistake_sentence(maml_fixture, "inner/accuracies", got))
+                             f"last entry: after the last step). " + diagnosis)
 
 
 @points(3)
 def test_outer_loop_loss_and_accuracies(student, maml_fixture):
     """outer_loop: outer loss and accuracies match the reference"""
-    result = student.call(probes.outer_loop, {"inputs": compare.inputs(maml_fixture)})
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
+    out = student.call(probes.outer_loop, {"inputs": compare.inputs(maml_fixture)})
+    results = _outer_results(out["result"])
+    if not results:
         raise AssertionError("outer_loop should return (outer_loss, accuracies_support, accuracy_query)")
-    loss, accuracies_support, accuracy_query = result
-    feedback.assert_expected(maml_fixture, "outer/loss", loss, "the outer loss",
+    evidence = {**results, "grad_fo": out["gradients"]} if out["gradients"] is not None else results
+    feedback.assert_expected(maml_fixture, "outer/loss", results["outer/loss"], "the outer loss", others=evidence,
                              hint="It is the mean over tasks of the query loss after adaptation.")
-    feedback.assert_expected(maml_fixture, "outer/accuracies_support", accuracies_support,
-                             "accuracies_support (mean over tasks)", rtol=compare.ATOL_ACCURACY)
-    feedback.assert_expected(maml_fixture, "outer/accuracy_query", accuracy_query,
-                             "accuracy_query (mean over tasks)", rtol=compare.ATOL_ACCURACY)
+    feedback.assert_expected(maml_fixture, "outer/accuracies_support", results["outer/accuracies_support"],
+                             "accuracies_support (mean over tasks)", rtol=compare.ATOL_ACCURACY, others=evidence)
+    feedback.assert_expected(maml_fixture, "outer/accuracy_query", results["outer/accuracy_query"],
+                             "accuracy_query (mean over tasks)", rtol=compare.ATOL_ACCURACY, others=evidence)
 
 
 @points(3)
 def test_outer_loop_first_order_meta_gradient(student, maml_fixture):
     """outer_loop: first-order meta-gradient matches the reference"""
-    gradients = _meta_gradient(student, maml_fixture, first_order=True)
-    feedback.assert_expected(maml_fixture, "grad_fo", gradients, "the first-order meta-gradient",
+    gradients, results = _meta_gradient(student, maml_fixture, first_order=True)
+    feedback.assert_expected(maml_fixture, "grad_fo", gradients, "the first-order meta-gradient", others=results,
                              hint="With first_order=True the inner gradients are constants "
                                   "(tf.stop_gradient) and the loss is averaged over tasks.")
 
 
-@points(2)
+@points(1)  # as severe as learned inner rates that never learn (hidden: 1.5 points): README, Grading
 def test_outer_loop_second_order_meta_gradient(student, maml_fixture):
     """outer_loop: second-order meta-gradient matches the reference"""
-    gradients = _meta_gradient(student, maml_fixture, first_order=False)
-    feedback.assert_expected(maml_fixture, "grad_so", gradients, "the second-order meta-gradient",
+    gradients, results = _meta_gradient(student, maml_fixture, first_order=False)
+    feedback.assert_expected(maml_fixture, "grad_so", gradients, "the second-order meta-gradient", others=results,
                              hint="With first_order=False and train=True the inner gradients must "
                                   "not be stopped, so the outer tape differentiates through them.")
 
