@@ -21,9 +21,14 @@ Fixture keys, ``maml.npz``:
 
 ``transfer.npz`` (part 2):
     num_way, num_steps, learning_rate           transfer_learn's arguments
-    images_support, labels_support, images_query, labels_query   task 0 of maml.npz (T = 1)
-    frozen/<name>    float64, conv0..3 and b0..3 of maml.npz's theta
-    head/w4, head/b4, accuracy_query            transfer_learn's results (reference, float64)
+    images_support, labels_support, images_query, labels_query   T = 3 tasks: one support set (repeated),
+                                                three query sets of 50 drawings (the last with classes of
+                                                unequal size)
+    frozen/<name>    float64 holding float32 values: conv0..3 and b0..3 of a 16-filter conv-4 pre-trained
+                     on Omniglot's training characters (pretrained_by: how)
+    head/w4, head/b4                            the head adapted on the support set (reference, float64)
+    accuracy_query   (T,) its query accuracy on each query set
+    head_one_step/w4, head_one_step/b4          the head after one step (num_steps=1)
 """
 
 from __future__ import annotations

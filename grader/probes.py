@@ -110,16 +110,40 @@ def train_step(inputs: dict) -> dict:
             "before": before, "after": dict(model.meta_parameters)}
 
 
-def transfer_learn(inputs: dict, as_variables: bool = False) -> dict:
-    """transfer_learn on the fixture's task (float32), and the frozen parameters afterwards."""
+def transfer_learn(inputs: dict) -> dict:
+    """transfer_learn on the fixture's support set with each of its query sets (float32), and what else the
+    checks and their diagnoses need.
+
+    Returns (each call's result as transfer_learn returned it, an (accuracy_query, head) pair):
+        results: one call per query set (task j of the fixture), frozen layers as tf.constant;
+        again: the call on task 0 once more (repeatability);
+        relabelled: task 0 with other query labels ((label + 1) mod N);
+        one_step, zero_steps: task 0 with num_steps=1 and 0 (the first step, the start), or the error's text;
+        frozen: frozen layers as tf.Variables after a call on task 0 with them.
+    """
     import numpy as np
     import tensorflow as tf
 
     module = student_module("maml_transfer")
-    make = tf.Variable if as_variables else tf.constant
-    frozen = {name: make(inputs[f"frozen/{name}"].astype(np.float32))
-              for name in compare.parameter_names(inputs, "frozen/")}
-    task = list(_tasks(inputs, "float32")[0])
-    result = module.transfer_learn(frozen, task, int(inputs["num_way"]), num_steps=int(inputs["num_steps"]),
-                                   learning_rate=float(inputs["learning_rate"]))
-    return {"result": result, "frozen": frozen}
+    names = compare.parameter_names(inputs, "frozen/")
+    num_way, num_steps = int(inputs["num_way"]), int(inputs["num_steps"])
+    tasks = [list(task) for task in _tasks(inputs, "float32")]
+
+    def run(task, frozen=None, steps=num_steps):
+        frozen = frozen or {name: tf.constant(inputs[f"frozen/{name}"].astype(np.float32)) for name in names}
+        return module.transfer_learn(frozen, task, num_way, num_steps=steps,
+                                     learning_rate=float(inputs["learning_rate"]))
+
+    def diagnostic(**arguments):
+        try:
+            return run(tasks[0], **arguments)
+        except Exception as error:  # noqa: BLE001 - evidence for a diagnosis only; the checks' calls raise
+            return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+
+    out = {"results": [run(task) for task in tasks], "again": run(tasks[0])}
+    out["relabelled"] = run(tasks[0][:3] + [(tasks[0][3] + 1) % num_way])
+    out["one_step"], out["zero_steps"] = diagnostic(steps=1), diagnostic(steps=0)
+    variables = {name: tf.Variable(inputs[f"frozen/{name}"].astype(np.float32)) for name in names}
+    run(tasks[0], variables)
+    out["frozen"] = dict(variables)
+    return out

@@ -32,8 +32,12 @@ The public maml fixture: 3-way 2-shot tasks with 2 queries per class, 2 tasks,
 (so N*K = N and an argmax over the wrong axis gives a number instead of an
 error), 4 tasks (summing over tasks gives 4x), 3 inner steps, 8 filters, and
 also the meta-gradient of the inner learning rates and of evaluation
-(``train=False``). Transfer fixtures run ``transfer_learn`` on task 0 of the
-matching maml fixture with its conv layers as the frozen features.
+(``train=False``). Transfer fixtures (``TransferSetting``) run ``transfer_learn``
+on a conv-4 really pre-trained on Omniglot's training characters (so the
+reference's query accuracies sit well above chance, 0.70-0.78), with one support
+set and three query sets of 50-60 drawings, one with classes of unequal size,
+every accuracy checked; the pre-trained features are stored and reused
+(``pretrained_frozen``; ``--pretrain`` trains them again).
 
 Files are written byte-reproducibly: regenerating unchanged fixtures changes
 nothing in git.
@@ -81,8 +85,33 @@ PUBLIC_MAML = MamlSetting(seed=5, num_way=3, num_support=2, num_query=2, num_tas
                           num_filters=4, first_lr=0.3, lr_step=0.04, extended=False)
 HIDDEN_MAML = MamlSetting(seed=29, num_way=5, num_support=1, num_query=1, num_tasks=4, num_inner_steps=3,
                           num_filters=8, first_lr=0.45, lr_step=-0.03, extended=True)
-PUBLIC_TRANSFER = (5, 0.5)  # (num_steps, learning_rate): fewer steps than the default, so they are checked
-HIDDEN_TRANSFER = (7, 0.3)
+
+
+@dataclass(frozen=True)
+class TransferSetting:
+    """The inputs of a transfer fixture: pre-trained features, one support set, several query sets, the head's steps.
+
+    The support set is task ``task`` of the validation stream ``seed``; query set j takes ``query_counts[j][l]``
+    of the other drawings of label l (all sets the same size, so they stack as tasks that share the support set).
+    """
+
+    seed: int  # validation task stream and pre-training
+    task: int
+    num_way: int
+    num_support: int
+    query_counts: tuple[tuple[int, ...], ...]  # per query set, per label; unequal counts tell "mean over classes"
+    num_filters: int
+    pretrain_steps: int  # minibatches of the reference's pre-training (reference.pretrained_features)
+    num_steps: int  # fewer than TRANSFER_STEPS, so that the argument is checked
+    learning_rate: float
+
+
+PUBLIC_TRANSFER = TransferSetting(seed=5, task=0, num_way=5, num_support=5,
+                                  query_counts=((10,) * 5, (10,) * 5, (6, 8, 10, 12, 14)),
+                                  num_filters=16, pretrain_steps=600, num_steps=8, learning_rate=1.0)
+HIDDEN_TRANSFER = TransferSetting(seed=29, task=0, num_way=6, num_support=4,
+                                  query_counts=((10,) * 6, (14, 4, 12, 8, 16, 6), (10,) * 6),
+                                  num_filters=12, pretrain_steps=600, num_steps=6, learning_rate=0.8)
 
 
 @dataclass(frozen=True)
@@ -145,15 +174,62 @@ def maml_inputs(setting: MamlSetting) -> dict[str, np.ndarray]:
     return fixture
 
 
-def transfer_inputs(source: dict[str, np.ndarray], num_steps: int, learning_rate: float) -> dict[str, np.ndarray]:
-    """Task 0 of a maml fixture, its conv0..3 and b0..3 as the frozen features, and the head's steps and lr."""
-    import maml_transfer
+def pretrained_by(setting: TransferSetting) -> np.ndarray:
+    """What a transfer fixture's frozen features are: the pre-training's settings, stored beside them."""
+    return np.array(json.dumps({"seed": setting.seed, "num_filters": setting.num_filters,
+                                "steps": setting.pretrain_steps}, sort_keys=True))
 
-    fixture = {key: source[key][:1] for key in ("images_support", "labels_support", "images_query", "labels_query")}
-    fixture.update({f"frozen/{name}": source[f"theta/{name}"] for name in maml_transfer.FEATURE_KEYS})
-    fixture.update({"num_way": source["num_way"], "num_steps": np.array(num_steps),
-                    "learning_rate": np.array(learning_rate)})
-    return fixture
+
+def pretrained_frozen(name: str, setting: TransferSetting, pretrain: bool) -> dict[str, np.ndarray]:
+    """The frozen features of a transfer fixture, float32 values as float64.
+
+    Pre-training in float32 is not bit-reproducible (another thread schedule ends up ~1e-2 away), so the
+    stored fixture's features are reused when they were pre-trained with these settings and ``pretrain`` is
+    False: then --check and a regeneration compute the reference's results on the same inputs. Otherwise
+    ``reference.pretrained_features`` pre-trains them now (~15 s on 2 cores).
+    """
+    if not pretrain and fixture_path(name).is_file():
+        stored = load(name)
+        if "pretrained_by" in stored and str(stored["pretrained_by"]) == str(pretrained_by(setting)):
+            return {key: value for key, value in stored.items() if key.startswith("frozen/")}
+    from instructor.autograder.tests import reference
+
+    features = reference.pretrained_features(setting.pretrain_steps, seed=setting.seed,
+                                             num_filters=setting.num_filters)
+    return {f"frozen/{key}": value.astype(np.float64) for key, value in features.items()}
+
+
+def transfer_inputs(name: str, setting: TransferSetting, pretrain: bool = False) -> dict[str, np.ndarray]:
+    """A support set, query sets drawn from the rest of its characters' drawings, pre-trained frozen features.
+
+    Stored as tasks (T = number of query sets) that share the support set, so ``compare.tasks_from_fixture``
+    gives one (support, query set j) task per query set.
+    """
+    import load_data
+
+    counts = np.array(setting.query_counts)
+    if len(set(counts.sum(axis=1))) != 1 or counts.shape[1] != setting.num_way:
+        raise ValueError(f"query sets must have {setting.num_way} counts each and the same size: {counts}")
+    sampler = load_data.TaskSampler(load_data.load_omniglot(progress=False), "val", setting.num_way,
+                                    setting.num_support, load_data.NUM_DRAWINGS - setting.num_support,
+                                    seed=setting.seed)
+    task = sampler.task(setting.task)
+    images, labels = [], []
+    for j, per_label in enumerate(counts):
+        rng = np.random.default_rng([setting.seed, setting.task, j])
+        chosen = np.concatenate([rng.choice(np.flatnonzero(task.labels_query == label), count, replace=False)
+                                 for label, count in enumerate(per_label)])
+        chosen = rng.permutation(chosen)
+        images.append(_uint8(task.images_query[chosen]))
+        labels.append(task.labels_query[chosen].astype(np.int32))
+    sets = len(counts)
+    fixture = {"num_way": np.array(setting.num_way), "num_steps": np.array(setting.num_steps),
+               "learning_rate": np.array(setting.learning_rate),
+               "images_support": np.repeat(_uint8(task.images_support)[None], sets, axis=0),
+               "labels_support": np.repeat(task.labels_support.astype(np.int32)[None], sets, axis=0),
+               "images_query": np.stack(images), "labels_query": np.stack(labels),
+               "pretrained_by": pretrained_by(setting)}
+    return {**fixture, **pretrained_frozen(name, setting, pretrain)}
 
 
 # ------------------------------------------------------------------ results
@@ -214,19 +290,33 @@ def maml_results(module, fixture: dict, extended: bool) -> dict[str, Callable[[]
 
 
 def transfer_results(module, fixture: dict) -> dict[str, Callable[[], dict]]:
-    """``transfer_learn`` of ``module`` on the fixture's task, in float64: head/w4, head/b4, accuracy_query."""
+    """``transfer_learn`` of ``module`` on the fixture's tasks, in float64, as groups of results computed on demand.
+
+    Groups:
+        head      head/w4, head/b4: the head adapted on the support set (with query set 0);
+                  accuracy_query: (T,) its query accuracy on each query set
+        one_step  head_one_step/w4, head_one_step/b4: the head after one step (num_steps=1), which shows the
+                  step's direction and size apart from what later steps do
+    """
     import tensorflow as tf
 
-    def head():
-        names = compare.parameter_names(fixture, "frozen/")
-        frozen = {name: tf.constant(fixture[f"frozen/{name}"]) for name in names}
-        accuracy_query, adapted = module.transfer_learn(frozen, list(_tensors(fixture)[0]), int(fixture["num_way"]),
-                                                        num_steps=int(fixture["num_steps"]),
-                                                        learning_rate=float(fixture["learning_rate"]))
-        return {**{f"head/{name}": value.numpy() for name, value in adapted.items()},
-                "accuracy_query": np.array(float(accuracy_query))}
+    names = compare.parameter_names(fixture, "frozen/")
+    tasks = _tensors(fixture)
 
-    return {"head": head}
+    def run(task, num_steps):
+        frozen = {name: tf.constant(fixture[f"frozen/{name}"]) for name in names}
+        return module.transfer_learn(frozen, list(task), int(fixture["num_way"]), num_steps=num_steps,
+                                     learning_rate=float(fixture["learning_rate"]))
+
+    def head():
+        results = [run(task, int(fixture["num_steps"])) for task in tasks]
+        return {**{f"head/{name}": value.numpy() for name, value in results[0][1].items()},
+                "accuracy_query": np.array([float(accuracy) for accuracy, _ in results])}
+
+    def one_step():
+        return {f"head_one_step/{name}": value.numpy() for name, value in run(tasks[0], 1)[1].items()}
+
+    return {"head": head, "one_step": one_step}
 
 
 def quantities(results: dict) -> dict[str, dict]:
@@ -256,6 +346,12 @@ def mistake_results(fixture: dict, file: str, groups_of: Callable) -> tuple[dict
     Returns:
         ({"mistake/<key>/<quantity>": sketch}, {key: {quantity: relative difference, or why there is none}}).
     """
+    return result_sketches(fixture, "mistake", ((mistake.key, groups_of(mistakes.load_mutant(mistake)))
+                                                for mistake in mistakes.by_file(file)))
+
+
+def result_sketches(fixture: dict, kind: str, sources) -> tuple[dict[str, np.ndarray], dict]:
+    """``mistake_results`` of any sources of results: ``kind`` "mistake" or "variant", ``sources`` (key, groups)."""
     stored, table = {}, {}
     for key, groups in sources:
         row = table[key] = {}
@@ -281,6 +377,36 @@ def mistake_results(fixture: dict, file: str, groups_of: Callable) -> tuple[dict
     return stored, table
 
 
+def input_variants(fixture: dict) -> dict[str, dict]:
+    """The structural variants that change an input of a maml fixture: key -> the changed fixture.
+
+    ``steps_<k>``: k inner steps (0 to num_inner_steps + 1) instead of num_inner_steps;
+    ``inner_lr_x<c>``: every inner learning rate times c (a flipped sign, doubled, halved, summed over
+    the support examples); ``inner_lr_squared``, ``inner_lr_one``: the rate squared, or 1 (missing).
+    What each shows: ``grader.diagnoses``; the variants that change the code: ``mistakes.VARIANTS``.
+    """
+    steps = int(fixture["num_inner_steps"])
+    support = int(np.shape(fixture["labels_support"])[1])
+    rates = {key: value for key, value in fixture.items() if key.startswith("inner_lr/")}
+    found = {f"{diagnoses.STEP_VARIANT}{k}": {**fixture, "num_inner_steps": np.array(k)}
+             for k in range(steps + 2) if k != steps}
+    for c in (-1.0, 2.0, 0.5, float(support)):
+        found[diagnoses.scale_variant(c)] = {**fixture, **{key: c * value for key, value in rates.items()}}
+    found["inner_lr_squared"] = {**fixture, **{key: value * value for key, value in rates.items()}}
+    found["inner_lr_one"] = {**fixture, **{key: np.ones_like(value) for key, value in rates.items()}}
+    return found
+
+
+def variant_results(fixture: dict, extended: bool) -> tuple[dict[str, np.ndarray], dict]:
+    """Sketches of the structural variants' results on a maml fixture (``variant/<key>/<quantity>``)."""
+    import maml
+
+    sources = [(key, maml_results(maml, changed, extended)) for key, changed in input_variants(fixture).items()]
+    sources += [(variant.key, maml_results(mistakes.load_mutant(variant), fixture, extended))
+                for variant in mistakes.VARIANTS]
+    return result_sketches(fixture, "variant", sources)
+
+
 # ------------------------------------------------------------------ fixtures
 
 
@@ -292,20 +418,21 @@ def maml_fixture(setting: MamlSetting = PUBLIC_MAML) -> tuple[dict[str, np.ndarr
     for compute in maml_results(maml, fixture, setting.extended).values():
         fixture.update(compute())
     stored, table = mistake_results(fixture, "maml.py", lambda module: maml_results(module, fixture, setting.extended))
-    return {**fixture, **stored}, table
+    variants, variant_table = variant_results(fixture, setting.extended)
+    return {**fixture, **stored, **variants}, {**table, **{f"variant {k}": row for k, row in variant_table.items()}}
 
 
-def transfer_fixture(source: dict[str, np.ndarray], steps_and_lr: tuple[int, float] = PUBLIC_TRANSFER
+def transfer_fixture(name: str, setting: TransferSetting, pretrain: bool = False
                      ) -> tuple[dict[str, np.ndarray], dict]:
-    """``transfer_learn`` on task 0 of a maml fixture, reference in float64 (the tests run float32)."""
+    """``transfer_learn`` on pre-trained features (``transfer_inputs``): reference in float64 (the tests run
+    float32 on the same float32 features), and the known mistakes."""
     import maml_transfer
 
-    fixture = transfer_inputs(source, *steps_and_lr)
+    fixture = transfer_inputs(name, setting, pretrain)
     for compute in transfer_results(maml_transfer, fixture).values():
         fixture.update(compute())
     stored, table = mistake_results(fixture, "maml_transfer.py", lambda module: transfer_results(module, fixture))
-    variants, variant_table = variant_results(fixture, setting.extended)
-    return {**fixture, **stored, **variants}, {**table, **{f"variant {k}": row for k, row in variant_table.items()}}
+    return {**fixture, **stored}, table
 
 
 def mamlpp_fixture(source: dict[str, np.ndarray], setting: MamlppSetting) -> dict[str, np.ndarray]:
@@ -346,12 +473,6 @@ def mamlpp_fixture(source: dict[str, np.ndarray], setting: MamlppSetting) -> dic
     return fixture
 
 
-    return result_sketches(fixture, "mistake", ((mistake.key, groups_of(mistakes.load_mutant(mistake)))
-                                                for mistake in mistakes.by_file(file)))
-
-
-def result_sketches(fixture: dict, kind: str, sources) -> tuple[dict[str, np.ndarray], dict]:
-    """``mistake_results`` of any sources of results: ``kind`` "mistake" or "variant", ``sources`` (key, groups)."""
 def reference_fixture() -> dict[str, np.ndarray]:
     """What the hidden tests need of the reference before student code runs (``reference.facts``), and the
     conv-4 features the transfer training check adapts heads on: untrained, and after
@@ -370,50 +491,20 @@ def fixture_path(name: str) -> Path:
     return (HIDDEN_FIXTURES if name.endswith("_hidden") else compare.FIXTURES) / f"{name}.npz"
 
 
-def all_fixtures(tables: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
+def all_fixtures(tables: dict | None = None, pretrain: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every fixture, name -> arrays; part 2's only once maml_transfer.py exists.
 
     Args:
         tables: if given, filled with name -> the mistakes' differences (for the summary).
+        pretrain: pre-train the transfer fixtures' features again (``pretrained_frozen``).
     """
     tables = {} if tables is None else tables
     fixtures = {}
-def input_variants(fixture: dict) -> dict[str, dict]:
-    """The structural variants that change an input of a maml fixture: key -> the changed fixture.
-
-    ``steps_<k>``: k inner steps (0 to num_inner_steps + 1) instead of num_inner_steps;
-    ``inner_lr_x<c>``: every inner learning rate times c (a flipped sign, doubled, halved, summed over
-    the support examples); ``inner_lr_squared``, ``inner_lr_one``: the rate squared, or 1 (missing).
-    What each shows: ``grader.diagnoses``; the variants that change the code: ``mistakes.VARIANTS``.
-    """
-    steps = int(fixture["num_inner_steps"])
-    support = int(np.shape(fixture["labels_support"])[1])
-    rates = {key: value for key, value in fixture.items() if key.startswith("inner_lr/")}
-    found = {f"{diagnoses.STEP_VARIANT}{k}": {**fixture, "num_inner_steps": np.array(k)}
-             for k in range(steps + 2) if k != steps}
-    for c in (-1.0, 2.0, 0.5, float(support)):
-        found[diagnoses.scale_variant(c)] = {**fixture, **{key: c * value for key, value in rates.items()}}
-    found["inner_lr_squared"] = {**fixture, **{key: value * value for key, value in rates.items()}}
-    found["inner_lr_one"] = {**fixture, **{key: np.ones_like(value) for key, value in rates.items()}}
-    return found
-
-
-def variant_results(fixture: dict, extended: bool) -> tuple[dict[str, np.ndarray], dict]:
-    """Sketches of the structural variants' results on a maml fixture (``variant/<key>/<quantity>``)."""
-    import maml
-
-    sources = [(key, maml_results(maml, changed, extended)) for key, changed in input_variants(fixture).items()]
-    sources += [(variant.key, maml_results(mistakes.load_mutant(variant), fixture, extended))
-                for variant in mistakes.VARIANTS]
-    return result_sketches(fixture, "variant", sources)
-
-
     fixtures["maml"], tables["maml"] = maml_fixture(PUBLIC_MAML)
     fixtures["maml_hidden"], tables["maml_hidden"] = maml_fixture(HIDDEN_MAML)
     if (ROOT / "maml_transfer.py").is_file():
-        fixtures["transfer"], tables["transfer"] = transfer_fixture(fixtures["maml"], PUBLIC_TRANSFER)
-        fixtures["transfer_hidden"], tables["transfer_hidden"] = transfer_fixture(fixtures["maml_hidden"],
-                                                                                  HIDDEN_TRANSFER)
+        for name, setting in (("transfer", PUBLIC_TRANSFER), ("transfer_hidden", HIDDEN_TRANSFER)):
+            fixtures[name], tables[name] = transfer_fixture(name, setting, pretrain)
     else:
         print(f"transfer fixtures skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
     fixtures["mamlpp"] = mamlpp_fixture(fixtures["maml"], PUBLIC_MAMLPP)
@@ -473,10 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="compare with the stored fixtures, write nothing")
     p.add_argument("--summary", action="store_true", help="print how far each mistake is from the reference")
+    p.add_argument("--pretrain", action="store_true",
+                   help="pre-train the transfer fixtures' features again instead of reusing the stored ones")
     args = p.parse_args(argv)
     status = 0
     tables: dict = {}
-    for name, fresh in all_fixtures(tables).items():
+    for name, fresh in all_fixtures(tables, args.pretrain).items():
         path = fixture_path(name)
         if args.check:
             problems = differences(name, fresh)

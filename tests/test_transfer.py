@@ -124,6 +124,51 @@ def test_extract_features_is_part_1_network_without_its_head(frozen, task):
                                maml.forward(task[2], {**frozen, **head}).numpy(), rtol=1e-6, atol=1e-6)
 
 
+# ------------------------------------------------------------ the grader's transfer fixtures
+
+
+def _fixture_accuracies(name: str) -> list[dict]:
+    """Per query set of a stored transfer fixture, the reference's head (float32, as the checks run it) and
+    its query accuracy measured the right way and in ways a student may get wrong."""
+    from grader import compare
+    from instructor import make_fixtures
+
+    fixture = make_fixtures.load(name)
+    frozen = {n: tf.constant(fixture[f"frozen/{n}"].astype(np.float32))
+              for n in compare.parameter_names(fixture, "frozen/")}
+    num_way, found = int(fixture["num_way"]), []
+    for j, task in enumerate(compare.tasks_from_fixture(fixture, np.float32)):
+        accuracy, head = mt.transfer_learn(frozen, [tf.constant(part) for part in task], num_way,
+                                           num_steps=int(fixture["num_steps"]),
+                                           learning_rate=float(fixture["learning_rate"]))
+        images_support, labels_support, images_query, labels_query = task
+        correct = np.argmax(mt.head_logits(mt.extract_features(images_query, frozen), head).numpy(), -1) == labels_query
+        support = np.argmax(mt.head_logits(mt.extract_features(images_support, frozen), head).numpy(), -1)
+        found.append({"stored": float(fixture["accuracy_query"][j]), "accuracy": float(accuracy),
+                      "by_hand": float(np.mean(correct)), "support": float(np.mean(support == labels_support)),
+                      "per_class": float(np.mean([np.mean(correct[labels_query == c]) for c in range(num_way)])),
+                      "counts": np.bincount(labels_query, minlength=num_way), "size": len(labels_query)})
+    return found
+
+
+@pytest.mark.parametrize("name", ["transfer", "transfer_hidden"])
+def test_transfer_fixtures_make_every_accuracy_informative(name):
+    """On the stored pre-trained features the reference's query accuracy is well above chance (and below 1),
+    fine-grained, different between query sets, and a changed definition of it gives another number:
+    the support set's accuracy, a mean of per-class accuracies (on the set with unequal classes), one
+    example's 0 or 1."""
+    sets = _fixture_accuracies(name)
+    margin = max(1 / s["size"] for s in sets)  # one query example
+    assert margin <= 1 / 50 and len(sets) >= 2
+    for s in sets:
+        assert s["accuracy"] == pytest.approx(s["stored"], abs=1e-6) and s["by_hand"] == pytest.approx(s["stored"])
+        assert 0.6 <= s["stored"] <= 0.95, s
+        assert abs(s["support"] - s["stored"]) >= margin, s
+    assert len({round(s["stored"], 6) for s in sets}) >= 2  # "the same on every query set" is a finding
+    unequal = [s for s in sets if len(set(s["counts"])) > 1]
+    assert unequal and all(abs(s["per_class"] - s["stored"]) >= margin / 2 for s in unequal), unequal
+
+
 # ------------------------------------------------------------ scaffold pieces
 
 

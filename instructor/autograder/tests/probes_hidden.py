@@ -170,7 +170,10 @@ def transfer_behaviour(inputs: dict) -> dict:
     out = {"head": run(frozen, task), "frozen_after": dict(frozen), "head_again": run(constants(), task)}
     other = [task[0], task[1], tf.reverse(task[2], axis=[2]), (task[3] + 1) % num_way]
     out["head_other_query"] = run(constants(), other)
-    out["head_zero_steps"] = run(constants(), task, num_steps=0)
+    try:  # only the zero-start part needs it
+        out["head_zero_steps"] = run(constants(), task, num_steps=0)
+    except Exception as error:  # noqa: BLE001 - reported by the test
+        out["head_zero_steps"] = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
     try:
         out["head_compiled"] = tf.function(lambda f, t: run(f, t))(constants(), task)
     except Exception as error:  # noqa: BLE001 - reported by the test
