@@ -227,7 +227,8 @@ def _names(keys: list[str]) -> str:
 def accuracies_finding(evidence: Evidence, expected_of, rtol: float) -> str:
     """For wrong accuracies: RIGHT_PARAMETERS when the evidence's adapted parameters (or outer loss) equal the
     reference's, WRONG_PARAMETERS when they do not (the accuracies follow from them), else ""."""
-    for quantity, what in (("inner/phi", "adapted parameters"), ("outer/loss", "outer loss")):
+    for quantity, what, are, them in (("inner/phi", "adapted parameters", "are", "them"),
+                                      ("outer/loss", "outer loss", "is", "it")):
         if quantity not in evidence.results:
             continue
         mine, expected = flatten(evidence.results[quantity]), flatten(expected_of(quantity))
@@ -236,11 +237,10 @@ def accuracies_finding(evidence: Evidence, expected_of, rtol: float) -> str:
         if mine.shape != expected.shape:
             return ""
         if float(np.max(np.abs(mine - expected))) <= rtol * size:
-            verb = "are" if what.endswith("s") else "is"
-            return f"The {what} {verb} right, so the difference is in how the accuracies are computed: {_CALCULATION}."
-        return (f"The {what} differ{'' if what.endswith('s') else 's'} from the reference's too, and the accuracies "
-                f"follow from {'them' if what.endswith('s') else 'it'}: fix {'them' if what.endswith('s') else 'it'} "
-                f"first.")
+            return f"The {what} {are} right, so the difference is in how the accuracies are computed: {_CALCULATION}."
+        differ = "differ" if are == "are" else "differs"
+        return (f"The {what} {differ} from the reference's too, and the accuracies follow from {them}: "
+                f"fix {them} first.")
     return ""
 
 
