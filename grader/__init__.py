@@ -10,6 +10,7 @@ Modules, in layers (each imports only those above it):
     sandbox   runs the student's code in a separate, limited process (``worker`` is that process)
     compare   the fixtures and the numeric comparisons the tests make (``assert_close`` ...)
     probes    the grader code that calls the student's functions, inside that process
+    diagnoses  what a wrong result's numbers say (direction, scale, steps, which parameters): evidence -> findings
     feedback  which known mistake a wrong result looks like (``assert_expected``)
     plugin    pytest plugin: ``points``, ``Parts``, failures -> short messages
     runner    runs the tests in a child process, reads their results, flags changed grader files

@@ -47,8 +47,8 @@ def _inner_loop(update=lambda value, lr, gradient: value - lr * gradient, loss=_
             if not accuracy_after_step:
                 accuracies.append(maml.accuracy(logits, labels))
             gradients = {name: tf.stop_gradient(g) for name, g in tape.gradient(value, parameters).items()}
-            parameters = {name: p if name.startswith(skip) and skip else update(p, self.inner_lrs[name], gradients[name])
-                          for name, p in parameters.items()}
+            parameters = {name: p if skip and name.startswith(skip) else
+                          update(p, self.inner_lrs[name], gradients[name]) for name, p in parameters.items()}
             if accuracy_after_step:
                 accuracies.append(maml.accuracy(maml.forward(images, parameters), labels))
         accuracies.append(maml.accuracy(maml.forward(images, parameters), labels))
