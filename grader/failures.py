@@ -147,8 +147,9 @@ def _shape_hint(cause: ErrorCause) -> str:
               f"with init_parameters' keys and shapes." if via_forward else "")
     if cause.op in ("Equal", "NotEqual", "ArgMax") or any("argmax" in line for line in lines[:1]):
         if any(re.search(r"argmax\(.*axis\s*=\s*0", line) for line in cause.function_lines()):
-            return (f"Predictions and labels of shapes {shapes} were compared: your argmax is over axis 0, which "
-                    f"gives one index per class; the classes are axis -1 of the logits (examples, num_way).")
+            return (f"Predictions and labels of shapes {shapes} were compared: did you take the argmax over axis 0 "
+                    f"(examples) instead of axis -1 (classes)? Over axis 0 it gives one index per class, not one "
+                    f"per example; the logits are (examples, num_way).")
         return (f"Tensors of shapes {shapes} were compared: did you take an argmax over the wrong axis (the classes "
                 f"are axis -1 of the logits, (examples, num_way)), or compare the predictions of one set with the "
                 f"labels of another (support vs query)?")

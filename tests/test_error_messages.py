@@ -116,7 +116,7 @@ def test_wrong_argmax_axis_eagerly_in_the_todo(student):
     message = failure(sandbox, grader_probes.inner_loop, inputs=compare.inputs(compare.load_fixture("maml")))
     assert_names_line(message, "MAML.inner_loop", line_of(lines, WRONG_AXIS), WRONG_AXIS)
     assert "InvalidArgumentError in Equal: Incompatible shapes: [3] vs. [6]" in message, message
-    assert "your argmax is over axis 0" in message and "classes are axis -1" in message, message
+    assert "did you take the argmax over axis 0 (examples) instead of axis -1 (classes)?" in message, message
 
 
 def test_wrong_argmax_axis_in_a_compiled_graph(student):
@@ -127,7 +127,7 @@ def test_wrong_argmax_axis_in_a_compiled_graph(student):
     source = "return tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))"
     assert_names_line(message, "my_accuracy", line_of(lines, source, after="def my_accuracy"), source)
     assert "in Equal: Incompatible shapes: [3] vs. [6]" in message, message
-    assert "your argmax is over axis 0" in message, message
+    assert "did you take the argmax over axis 0" in message, message
     assert "Graph execution error" not in message and "{{node" not in message, message
 
 
