@@ -22,9 +22,6 @@ MAMLPlusPlus:`` with its methods, or ``transfer_learn``) and, if buggy:
         written after the hints (issue 12): no hint or known mistake was written
         with it in view, so it measures the grader on mistakes nobody listed.
 
-A correct entry that the grader wrongly takes points from says why in
-``FALSE_POSITIVE = "..."`` until the grader is fixed (a strict expected failure).
-
 Each entry is pasted into the handout at its TODOs (the functions it does not
 define keep the reference solution) and graded by the real grader
 (``grader.runner``: the public and hidden tests of the part it changes, the
@@ -88,7 +85,6 @@ class Entry:
         expect: EXPECT (empty for a correct entry).
         diagnosed_by: DIAGNOSED_BY ("" for a correct entry).
         unseen: UNSEEN (written after the hints).
-        false_positive: FALSE_POSITIVE, why the grader wrongly takes points from a correct entry ("" if it does not).
     """
 
     path: Path
@@ -96,7 +92,6 @@ class Entry:
     expect: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     diagnosed_by: str = ""
     unseen: bool = False
-    false_positive: str = ""
 
     @property
     def name(self) -> str:
@@ -129,7 +124,7 @@ def read_entry(path: Path) -> Entry:
     functions = {name: textwrap.dedent("".join(lines[node.lineno - 1:node.end_lineno]))
                  for name, node in definitions(source).items()}
     return Entry(path, functions, declared.get("EXPECT", {}), declared.get("DIAGNOSED_BY", ""),
-                 bool(declared.get("UNSEEN", False)), declared.get("FALSE_POSITIVE", ""))
+                 bool(declared.get("UNSEEN", False)))
 
 
 def entries(kind: str) -> list[Entry]:

@@ -1,13 +1,13 @@
 """transfer_learn computes its own query accuracy with the argmax over axis 0 (the examples)."""
 
 EXPECT = {
-    "transfer_learn: adapted head and query accuracy": "your argmax is over axis 0",
+    "transfer_learn: adapted head and query accuracy": "did you take the argmax over axis 0",
     "transfer_learn: frozen layers unchanged; the head never sees query labels": "",
-    "transfer_learn on a new task": ("your argmax is over axis 0", "did you take the argmax over axis 0"),
+    "transfer_learn on a new task": "did you take the argmax over axis 0",
     "transfer_learn: frozen layers untouched": "",
     "transfer_learn runs inside tf.function": "",
 }
-DIAGNOSED_BY = "structural"
+DIAGNOSED_BY = "hint"
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):

@@ -1,9 +1,6 @@
 """The losses from Keras (SparseCategoricalCrossentropy(from_logits=True), a mean over examples) and
 the accuracy from tf.keras.metrics' function, in both loops."""
 
-FALSE_POSITIVE = ("Keras computes the loss in float32 even for float64 inputs; the hidden 'tasks independent' check "
-                  "compares float64 losses to 1e-9 (INDEPENDENCE_RTOL) and takes 0.5 point for float32 round-off")
-
 
 class MAML:
     def inner_loop(self, images, labels, train):
