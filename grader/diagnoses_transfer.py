@@ -41,6 +41,7 @@ IMAGES = ("the adapted head changes with the query images (not with their labels
           "call it on each set separately.")
 NOT_REPEATABLE = ("Two calls with the same inputs give different heads. No random numbers here: start the head at "
                   "zero, and keep no state between calls.")
+NOT_REPEATABLE_CLAUSE = NOT_REPEATABLE[0].lower() + NOT_REPEATABLE[1:]  # the same, after a colon in a message
 
 
 def head(result) -> dict[str, np.ndarray] | None:

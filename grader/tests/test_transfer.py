@@ -95,5 +95,5 @@ def test_transfer_learn_freezes_features_and_ignores_query_labels(runs, transfer
             raise AssertionError(found)
     if not diagnoses_transfer.repeatable(runs):  # the control: its own message, no blame on the query set
         parts.note(f"The query set's influence was measured against repeated calls: "
-                   f"{diagnoses_transfer.NOT_REPEATABLE[0].lower()}{diagnoses_transfer.NOT_REPEATABLE[1:]}")
+                   f"{diagnoses_transfer.NOT_REPEATABLE_CLAUSE}")
     parts.finish()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader import compare, probes
+from grader import compare, diagnoses_transfer, probes
 from grader.plugin import Parts, points
 from grader.tests.test_transfer import changed_frozen, check_head_and_accuracies
 
@@ -46,8 +46,7 @@ def test_transfer_learn_on_a_new_task(student, transfer_hidden):
     parts.finish()
 
 
-NOT_REPEATABLE = ("two calls with the same inputs give different heads: no random numbers (start the head at "
-                  "zero), no state kept between calls.")
+NOT_REPEATABLE = diagnoses_transfer.NOT_REPEATABLE_CLAUSE
 
 
 def _repeatable(out: dict, head: dict) -> bool:
