@@ -42,6 +42,7 @@ from pathlib import Path
 
 from grader import submission
 from grader.files import ROOT
+from grader.sandbox import SCAFFOLD_FILES
 
 DEFAULT_BOX = ROOT.parent / "shared" / "tools" / "gradescope-box"
 DEFAULT_SHAPES = ("0.5:768M:600", "1:2G:1200", "2:4G:600")  # Gradescope's default, the documented one, a larger
@@ -109,7 +110,8 @@ def make_submissions(work: Path, names: list[str]) -> dict[str, Path]:
 
         shutil.rmtree(runs, ignore_errors=True)
         runs.mkdir(parents=True)
-        for name, text in {**solved, "load_data.py": handout.files["load_data.py"].decode()}.items():
+        provided = {name: handout.files[name].decode() for name in SCAFFOLD_FILES}  # what maml.py imports
+        for name, text in {**solved, **provided}.items():
             (runs / name).write_text(text, encoding="utf-8")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", load_data.DATA_DIR_ENV: str(load_data.data_dir())}
         for kind, command in RUNS.items():
