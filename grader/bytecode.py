@@ -25,6 +25,8 @@ by default ``~/.cache/maml-grader/bytecode``.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import importlib.util
 import os
 import stat
 import subprocess
@@ -32,8 +34,18 @@ import sys
 from pathlib import Path
 
 WARM_IMPORTS = ("tensorflow", "numpy", "tqdm", "matplotlib.pyplot")
-WARM_MARKER = f".warm-{sys.implementation.cache_tag}"
 WARM_SECONDS = 900  # the longest a warm-up may take (~15 s on 2 cores)
+
+
+def warm_marker() -> str:
+    """The marker of a cache warmed by this Python and these installed packages. One cache may serve several
+    environments (a course venv, a handout's venv, a CI checkout at another path): the compiled files are kept
+    by source path, so a marker left by another environment must not stop this one's warm-up. A package
+    upgraded in place changes its source's time, and the cache is warmed again."""
+    sources = [importlib.util.find_spec(name.partition(".")[0]) for name in WARM_IMPORTS]
+    key = [sys.prefix, sys.executable] + [f"{spec.origin}:{os.stat(spec.origin).st_mtime_ns}"
+                                          for spec in sources if spec and spec.origin]
+    return f".warm-{sys.implementation.cache_tag}-{hashlib.sha256(chr(0).join(key).encode()).hexdigest()[:16]}"
 
 
 def default_folder() -> Path:
@@ -61,7 +73,8 @@ def warm(folder: Path) -> None:
     """Compiles ``WARM_IMPORTS`` and what they import into ``folder`` (once: a marker says it was done)."""
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two graders starting at once: one compiles, the other waits
-        if (folder / WARM_MARKER).exists():
+        marker = folder / warm_marker()
+        if marker.exists():
             return
         code = "; ".join(f"import {name}" for name in WARM_IMPORTS)
         done = subprocess.run([sys.executable, "-I", "-X", f"pycache_prefix={folder}", "-c", code],
@@ -69,7 +82,7 @@ def warm(folder: Path) -> None:
                               env={**os.environ, "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"},
                               umask=0o022, check=False)  # readable by the uid the student's code runs as
         if done.returncode == 0:
-            (folder / WARM_MARKER).touch()
+            marker.touch()
 
 
 def cache(folder: Path | None = None) -> Path | None:
@@ -81,7 +94,7 @@ def cache(folder: Path | None = None) -> Path | None:
             folder.chmod(0o755)
         if not _only_ours(folder):
             return None
-        if not (folder / WARM_MARKER).exists():
+        if not (folder / warm_marker()).exists():
             warm(folder)
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -465,7 +465,7 @@ def test_workers_read_compiled_files_only_from_a_cache_no_other_user_can_write(t
     a folder another user could change is never used."""
     with make_sandbox(tmp_path, "import sys\ndef prefix():\n    return sys.pycache_prefix\n") as sandbox:
         prefix = Path(sandbox.call(probes.run, {"function": "prefix"}))
-    assert prefix == bytecode.cache() and (prefix / bytecode.WARM_MARKER).exists()
+    assert prefix == bytecode.cache() and (prefix / bytecode.warm_marker()).exists()
     import tensorflow
 
     source = Path(tensorflow.__file__).resolve()
@@ -477,6 +477,22 @@ def test_workers_read_compiled_files_only_from_a_cache_no_other_user_can_write(t
     assert bytecode.cache(shared) is None
     assert bytecode.cache(shared / "below") is None  # a folder above it is writable by others
 
+
+
+def test_a_cache_warmed_by_another_environment_is_warmed_again_for_this_one(tmp_path):
+    """One cache serves several Pythons (a course venv, a handout's venv, a checkout at another path): the
+    compiled files are kept by source path, so another environment's marker must not stop this one's warm-up."""
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / f".warm-{sys.implementation.cache_tag}-another-environment").touch()
+    assert bytecode.warm_marker() != f".warm-{sys.implementation.cache_tag}-another-environment"
+    assert bytecode.cache(folder) == folder
+    import numpy
+
+    source = Path(numpy.__file__)
+    assert (folder / source.parent.relative_to("/") / f"{source.stem}.{sys.implementation.cache_tag}.pyc").is_file()
+    assert (folder / bytecode.warm_marker()).exists()
 
 def test_a_run_whose_grader_files_changed_is_flagged_and_scores_0(tmp_path):
     """The runner flags the whole run (``Results.flagged``) when the worker changed its grader files."""
