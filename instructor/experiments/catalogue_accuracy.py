@@ -33,6 +33,7 @@ Usage (from the repository root):
     python -m instructor.experiments.catalogue_accuracy            # the shares, from the declarations
     python -m instructor.experiments.catalogue_accuracy --readme   # ... written into README.md
     python -m instructor.experiments.catalogue_accuracy --grade    # grade every entry: measured verdicts
+    python -m instructor.experiments.catalogue_accuracy --grade --only NAME ... --messages  # a few, with messages
 """
 
 from __future__ import annotations
@@ -367,11 +368,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readme", action="store_true", help="write the declared shares into README.md")
     parser.add_argument("--grade", action="store_true",
                         help="grade every buggy entry for real (minutes) and print the measured verdicts")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="with --grade: these entries only (file stems)")
+    parser.add_argument("--messages", action="store_true", help="with --grade: print every failed check's message")
     args = parser.parse_args(argv)
     if args.grade:
         from instructor.release import build
 
-        catalogue = entries("buggy")
+        catalogue = [e for e in entries("buggy") if not args.only or e.name in args.only]
+        if args.only and len(catalogue) < len(args.only):
+            parser.error(f"no buggy entry named {sorted(set(args.only) - {e.name for e in catalogue})}")
         with tempfile.TemporaryDirectory(prefix="catalogue-") as top:
             count = iter(range(10 ** 6))
 
@@ -388,6 +393,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{entry.name}: {v.source} (declared {entry.diagnosed_by or '-'}){mark}")
             for line in v.wrong_points + v.unnamed + v.misnamed:
                 print(f"    {line}")
+            if args.messages:
+                for test in results[entry.name].tests:
+                    if test.points < test.max_points:
+                        print(f"    [{test.points:g}/{test.max_points:g}] {test.name}: {test.message}")
         print(shares(catalogue, lambda entry: verdicts[entry.name].source))
         return
     table = declared_shares()
