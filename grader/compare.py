@@ -99,6 +99,15 @@ def maml_from_fixture(maml_module, fixture: dict, first_order: bool = True, **op
     return model
 
 
+def same_variables(model, built: dict) -> float:
+    """1.0 if ``model.meta_parameters`` still holds the tf.Variables it was built with (``built``, a copy of
+    the dict taken before a call), else 0.0: the evidence that tells "the values were assigned" (the same
+    variables, changed) from "the model's dict was changed" (tensors in place of the variables)."""
+    current = getattr(model, "meta_parameters", None)
+    return float(isinstance(current, dict) and sorted(current) == sorted(built)
+                 and all(current[name] is variable for name, variable in built.items()))
+
+
 def as_numpy(value, what: str) -> np.ndarray:
     """``value`` as a numpy array, or an AssertionError saying what it was instead."""
     if value is None:

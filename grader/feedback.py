@@ -12,7 +12,10 @@ the expected ones, and returns sentences such as::
 Quantities (the ``quantity`` argument): "inner/phi", "inner/accuracies",
 "outer/loss", "outer/accuracies_support", "outer/accuracy_query", "grad_fo",
 "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval" (dicts of parameters or
-arrays) for MAML; "head" and "accuracy_query" for transfer learning.
+arrays) for MAML, and "outer/same_variables" (1.0 if outer_loop left the
+model's tf.Variables in self.meta_parameters: assigned values and a changed
+dict give the same numbers, not the same variables); "head" and
+"accuracy_query" for transfer learning.
 
 A mistake's result is stored as a *sketch*: the quantity flattened (dict keys
 sorted) and, if it has more than ``SKETCH_SIZE`` numbers, projected on
@@ -44,6 +47,7 @@ from grader.diagnoses import Evidence, flatten
 SKETCH_SIZE = 8
 SKETCH_SEED = 20251
 MATCH_RTOL = 1e-4  # correct code matches the reference to ~1e-12; mistakes differ by >= 0.1 (measured)
+NEVER_ALONE = diagnoses.ACCURACY_QUANTITIES | {"outer/same_variables"}  # coarse: they rule out, never name alone
 DICT_QUANTITIES = ("inner/phi", "grad_fo", "grad_so", "grad_lr_fo", "grad_lr_so", "grad_eval", "head",
                    "head_one_step")
 
@@ -55,6 +59,9 @@ HINTS = {
                             "them only when self.first_order is True or train is False.",
     "stop_gradient_ignores_train": "do you stop the inner gradients only when self.first_order is True? Stop them "
                                    "also when train is False.",
+    "parameters_stopped": "did you apply tf.stop_gradient to the parameters instead of the inner gradients? The "
+                          "meta-gradient then reaches the meta-parameters only through the gradients: stop the inner "
+                          "gradients, not the parameters.",
     "inner_lr_ignored": "did you use a fixed inner learning rate instead of self.inner_lrs[name]?",
     "fixed_5_steps": "did you take 5 inner steps instead of self.num_inner_steps?",
     "one_step_too_few": "did you take one inner step too few (self.num_inner_steps are needed)?",
@@ -107,7 +114,7 @@ def singled_out(evidence: Evidence, kind: str = "mistake") -> list[str]:
     A candidate is singled out when every result of the evidence is what it
     gives (its stored sketch, or the reference's result where it stores none,
     i.e. where it changes nothing), at least one of them is one it changes,
-    and at least one is informative (not an accuracy): accuracies can rule a
+    and at least one is informative (not in ``NEVER_ALONE``): accuracies can rule a
     candidate out, never name it alone. Results whose shape differs from the
     reference's say nothing here (the check already reports the shape).
     """
@@ -121,7 +128,7 @@ def singled_out(evidence: Evidence, kind: str = "mistake") -> list[str]:
             sketches[quantity] = (sketch(value), sketch(expected), sketch(start) if start is not None else 0.0)
         except (TypeError, ValueError, KeyError):
             continue
-    if not any(q not in diagnoses.ACCURACY_QUANTITIES for q in sketches):
+    if not any(q not in NEVER_ALONE for q in sketches):
         return []
     candidates = sorted({key.split("/")[1] for key in evidence.fixture if key.startswith(f"{kind}/")})
     found = []
@@ -203,6 +210,19 @@ def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None, ot
     accuracies = (diagnoses.accuracies_finding(found, lambda q: expected_value(fixture, q), compare.RTOL)
                   if quantity in diagnoses.ACCURACY_QUANTITIES and not cause else "")
     return " ".join(filter(None, [scale_text, cause, keys, accuracies])), cause
+
+
+def outer_results(out: dict) -> dict:
+    """A probe's record of one outer_loop call as evidence (quantity -> value): its three results, and
+    "outer/same_variables" (``compare.same_variables``) where the probe reports it; {} if the result is not a
+    triple."""
+    result = out.get("result")
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        return {}
+    found = dict(zip(("outer/loss", "outer/accuracies_support", "outer/accuracy_query"), result))
+    if out.get("same_variables") is not None:
+        found["outer/same_variables"] = out["same_variables"]
+    return found
 
 
 def expected_value(fixture: dict, quantity: str):

@@ -81,22 +81,25 @@ def meta_gradient(inputs: dict, first_order: bool, required: bool = True) -> dic
 
     Returns:
         {"result": outer_loop's return value, "gradients": {name: gradient, None where the loss does not
-        depend on it}, or None when the result is not a tuple (or, not ``required``, the gradient failed)}.
+        depend on it}, or None when the result is not a tuple (or, not ``required``, the gradient failed),
+        "same_variables": ``compare.same_variables`` after the call}.
     """
     import tensorflow as tf
 
     model = _maml(inputs, first_order=first_order)
+    variables = dict(model.meta_parameters)  # the ones it was built with, even if outer_loop replaces them
     with tf.GradientTape() as tape:
         result = model.outer_loop(_tasks(inputs), train=True)
+    same = compare.same_variables(model, variables)
     if not isinstance(result, (tuple, list)) or not result:
-        return {"result": result, "gradients": None}
+        return {"result": result, "gradients": None, "same_variables": same}
     try:
-        gradients = dict(tape.gradient(result[0], model.meta_parameters))
+        gradients = dict(tape.gradient(result[0], variables))
     except Exception:  # noqa: BLE001 - reported by the checks that require the gradient
         if required:
             raise
         gradients = None
-    return {"result": result, "gradients": gradients}
+    return {"result": result, "gradients": gradients, "same_variables": same}
 
 
 def train_step(inputs: dict) -> dict:

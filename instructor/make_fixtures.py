@@ -247,7 +247,8 @@ def maml_results(module, fixture: dict, extended: bool) -> dict[str, Callable[[]
     Each group is a function returning {key: array, or None for a gradient that does not exist}:
         inner         inner/phi/<name>, inner/accuracies: inner_loop on task 0 (first order, train=True)
         first_order   outer/loss, outer/accuracies_support, outer/accuracy_query: outer_loop on all
-                      tasks (first order, train=True); grad_fo/<name>: d outer/loss / d theta
+                      tasks (first order, train=True); grad_fo/<name>: d outer/loss / d theta;
+                      outer/same_variables: 1.0 if the model still holds its tf.Variables afterwards
         second_order  grad_so/<name>: the same with first_order=False
       extended, also:
         grad_lr_fo/<name>, grad_lr_so/<name> (in first_order, second_order): d outer/loss / d inner_lrs[name]
@@ -269,18 +270,21 @@ def maml_results(module, fixture: dict, extended: bool) -> dict[str, Callable[[]
         variables = {f"{prefix}/{name}": v for name, v in model.meta_parameters.items()}
         if lr_prefix:
             variables.update({f"{lr_prefix}/{name}": v for name, v in model.inner_lrs.items()})
+        built = dict(model.meta_parameters)
         with tf.GradientTape() as tape:
             tape.watch(list(variables.values()))
             outputs = model.outer_loop(tasks, train=train)
         found = tape.gradient(outputs[0], variables)
-        return outputs, {key: None if g is None else g.numpy() for key, g in found.items()}
+        return outputs, {key: None if g is None else g.numpy() for key, g in found.items()}, \
+            compare.same_variables(model, built)
 
     def first_order():
-        (loss, accuracies_support, accuracy_query), found = gradients(
+        (loss, accuracies_support, accuracy_query), found, same = gradients(
             True, True, "grad_fo", "grad_lr_fo" if extended else None)
         return {"outer/loss": np.array(float(loss)),
                 "outer/accuracies_support": np.asarray(accuracies_support, np.float64),
-                "outer/accuracy_query": np.array(float(accuracy_query)), **found}
+                "outer/accuracy_query": np.array(float(accuracy_query)),
+                "outer/same_variables": np.array(same), **found}
 
     groups = {"inner": inner, "first_order": first_order,
               "second_order": lambda: gradients(False, True, "grad_so", "grad_lr_so" if extended else None)[1]}

@@ -77,6 +77,9 @@ MISTAKES: tuple[Mistake, ...] = (
         (INNER, "if self.first_order or not train:", "if True:"),)),
     Mistake("stop_gradient_ignores_train", "maml.py", (
         (INNER, "if self.first_order or not train:", "if self.first_order:"),)),
+    Mistake("parameters_stopped", "maml.py", (
+        (INNER, "gradients = {name: tf.stop_gradient(g) for name, g in gradients.items()}",
+         "parameters = {name: tf.stop_gradient(value) for name, value in parameters.items()}"),)),
     Mistake("inner_lr_ignored", "maml.py", (
         (INNER, "value - self.inner_lrs[name] * gradients[name]", "value - 0.4 * gradients[name]"),)),
     Mistake("fixed_5_steps", "maml.py", (

@@ -32,13 +32,6 @@ def _inner_loop(student, fixture):
     return out["meta_parameters"], result
 
 
-def _outer_results(result) -> dict:
-    """outer_loop's results by quantity (``grader.feedback``'s names): evidence for a diagnosis."""
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        return {}
-    return dict(zip(("outer/loss", "outer/accuracies_support", "outer/accuracy_query"), result))
-
-
 def _meta_gradient(student, fixture, first_order: bool):
     """The meta-gradient (first or second order) and outer_loop's results (the rest of the evidence)."""
     out = student.call(probes.meta_gradient, {"inputs": compare.inputs(fixture), "first_order": first_order})
@@ -51,7 +44,7 @@ def _meta_gradient(student, fixture, first_order: bool):
         raise AssertionError(f"the outer loss does not depend on the meta-parameters {missing}: compute "
                              f"the adapted parameters from self.meta_parameters with TensorFlow ops "
                              f"(no .numpy(), no tf.stop_gradient on the parameters themselves).")
-    return gradients, _outer_results(out["result"])
+    return gradients, feedback.outer_results(out)
 
 
 @points(2)
@@ -99,7 +92,7 @@ def test_inner_loop_support_accuracies(student, maml_fixture):
 def test_outer_loop_loss_and_accuracies(student, maml_fixture):
     """outer_loop: outer loss and accuracies match the reference"""
     out = student.call(probes.outer_loop, {"inputs": compare.inputs(maml_fixture)})
-    results = _outer_results(out["result"])
+    results = feedback.outer_results(out)
     if not results:
         raise AssertionError("outer_loop should return (outer_loss, accuracies_support, accuracy_query)")
     evidence = {**results, "grad_fo": out["gradients"]} if out["gradients"] is not None else results

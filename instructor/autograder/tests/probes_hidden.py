@@ -47,18 +47,20 @@ def gradients(inputs: dict, first_order: bool, train: bool, of: str) -> dict:
     learned rates (``learn_inner_lrs=True``).
 
     Returns:
-        {"result": outer_loop's return value, "gradients": {name: gradient or None} (None if no result)}.
+        {"result": outer_loop's return value, "gradients": {name: gradient or None} (None if no result),
+        "same_variables": ``compare.same_variables`` after the call}.
     """
     import tensorflow as tf
 
     model = _maml(inputs, first_order=first_order, **({"learn_inner_lrs": True} if of == "inner_lrs" else {}))
-    variables = dict(getattr(model, of))
+    variables, built = dict(getattr(model, of)), dict(model.meta_parameters)
     with tf.GradientTape() as tape:
         tape.watch(list(variables.values()))
         result = model.outer_loop(_tasks(inputs), train=train)
+    same = compare.same_variables(model, built)
     if not _is_result(result, 3):
-        return {"result": result, "gradients": None}
-    return {"result": result, "gradients": dict(tape.gradient(result[0], variables))}
+        return {"result": result, "gradients": None, "same_variables": same}
+    return {"result": result, "gradients": dict(tape.gradient(result[0], variables)), "same_variables": same}
 
 
 def independence(inputs: dict) -> dict:

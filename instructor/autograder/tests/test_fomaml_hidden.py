@@ -37,14 +37,6 @@ def _outer_loop(student, fixture, first_order: bool, train: bool = True, of: str
     return out
 
 
-def _results(out: dict) -> dict:
-    """outer_loop's results by quantity (``grader.feedback``'s names): the evidence beside a gradient."""
-    result = out.get("result")
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        return {}
-    return dict(zip(("outer/loss", "outer/accuracies_support", "outer/accuracy_query"), result))
-
-
 def _check_gradients(fixture, quantity: str, gradients: dict, what: str, of: str = "meta-parameters",
                      others: dict | None = None) -> None:
     missing = sorted(name for name, g in gradients.items() if g is None)
@@ -84,7 +76,7 @@ def test_inner_loop_on_new_tasks(student, maml_hidden):
 def test_outer_loop_on_a_batch_of_new_tasks(student, maml_hidden):
     """outer_loop on 4 new tasks: loss, accuracies, first- and second-order meta-gradients"""
     first = _outer_loop(student, maml_hidden, first_order=True)
-    results = _results(first)
+    results = feedback.outer_results(first)
     if not results:
         raise AssertionError(f"outer_loop should return (outer_loss, accuracies_support, accuracy_query), "
                              f"got {_kind(first['result'])}")
@@ -103,7 +95,7 @@ def test_outer_loop_on_a_batch_of_new_tasks(student, maml_hidden):
     with parts.part(1, "second-order meta-gradient"):
         second = _outer_loop(student, maml_hidden, first_order=False)
         _check_gradients(maml_hidden, "grad_so", second["gradients"], "the second-order meta-gradient",
-                         others=_results(second))
+                         others=feedback.outer_results(second))
     parts.finish()
 
 
@@ -116,11 +108,12 @@ def test_inner_learning_rates_and_evaluation(student, maml_hidden):
             out = _outer_loop(student, maml_hidden, first_order=first_order, of="inner_lrs")
             _check_gradients(maml_hidden, quantity, out["gradients"],
                              f"the {order}-order gradient of the inner learning rate", of="inner learning rates",
-                             others=_results(out))
+                             others=feedback.outer_results(out))
     with parts.part(1, "evaluation with first_order=False"):
         out = _outer_loop(student, maml_hidden, first_order=False, train=False)
         try:
-            _check_gradients(maml_hidden, "grad_eval", out["gradients"], "the gradient of outer_loop(train=False)")
+            _check_gradients(maml_hidden, "grad_eval", out["gradients"], "the gradient of outer_loop(train=False)",
+                             others={"outer/same_variables": out["same_variables"]})  # not its loss: train=False
         except AssertionError as error:
             raise AssertionError(f"{error} With train=False nobody differentiates through the inner loop: stop "
                                  f"the inner gradients whatever first_order says.") from None
