@@ -71,6 +71,14 @@ def not_written_yet(images):
     raise NotImplementedError("TODO")
 
 
+def five_way_loss(logits, labels):
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=tf.one_hot(labels, 5), logits=logits))
+
+
+def with_bias(features):
+    return tf.constant(features) + tf.zeros((1, 64), tf.float64)
+
+
 def support_loss(images, labels, num_way):
     parameters = init_parameters(num_way, dtype=tf.float64)
     logits = forward(tf.constant(images), parameters)
@@ -181,6 +189,21 @@ def test_labels_of_another_set(student):
     source = "return cross_entropy(logits, tf.constant(labels))"
     assert f"(called from support_loss (maml.py line {line_of(lines, source, after='def support_loss')}))" \
            in message, message
+
+
+@pytest.mark.parametrize("function, arguments, written, actual", [
+    ("five_way_loss", {"logits": np.zeros((6, 3)), "labels": np.arange(6, dtype=np.int32) % 3}, "tf.one_hot's depth 5",
+     3),
+    ("with_bias", {"features": np.ones((6, 32))}, "the number 64", 32),
+])
+def test_a_size_written_as_a_number_is_named_where_the_inputs_differ(student, function, arguments, written, actual):
+    """Shapes that differ in one dimension, one of its sizes a number on the student's line: that number is the
+    cause (the checks use other task sizes than the assignment's), whatever op TensorFlow names."""
+    sandbox, lines = student
+    message = failure(sandbox, probes.run, function=function, **arguments)
+    assert f"{written} is written on this line, where the inputs have {actual}" in message, message
+    assert "self.num_way" in message and "argmax" not in message and "keepdims" not in message, message
+    assert f"maml.py line {line_of(lines, 'return', after=f'def {function}')}" in message, message
 
 
 def test_a_todo_inside_a_compiled_function_is_not_implemented_yet(student):
