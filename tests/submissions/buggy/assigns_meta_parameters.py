@@ -9,7 +9,7 @@ EXPECT = {
     "outer_loop: meta-gradients of the inner learning rates": "",
     "outer_loop: every task adapts": "outer_loop changed self.meta_parameters",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

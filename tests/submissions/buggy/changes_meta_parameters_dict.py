@@ -10,7 +10,7 @@ EXPECT = {
     "outer_loop: meta-gradients of the inner learning rates": "",
     "outer_loop: every task adapts": "no longer holds the tf.Variables",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "hint"
 
 
 class MAML:

@@ -9,7 +9,7 @@ EXPECT = {
     "outer_loop: first-order meta-gradient": "",
     "outer_loop: second-order meta-gradient": "",
 }
-DIAGNOSED_BY = "generic"
+DIAGNOSED_BY = "structural"
 UNSEEN = True
 
 

@@ -4,11 +4,10 @@ through the parameters themselves (the opposite of first-order MAML)."""
 
 EXPECT = {
     "outer_loop: first-order meta-gradient": "stop the inner gradients, not the parameters",
-    "outer_loop on 4 new tasks": "",
+    "outer_loop on 4 new tasks": "stop the inner gradients, not the parameters",
     "outer_loop: meta-gradients of the inner learning rates": "",
 }
-DIAGNOSED_BY = "generic"
-UNSEEN = True
+DIAGNOSED_BY = "hint"  # written UNSEEN; named by no diagnosis, it became a known mistake (parameters_stopped)
 
 
 class MAML:
