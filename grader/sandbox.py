@@ -42,6 +42,7 @@ If the worker dies, hangs or sends garbage, the call raises
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import os
@@ -58,7 +59,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from grader import budget, bytecode, container, wire
+from grader import budget, bytecode, container, wire, worker
 from grader.failures import SandboxError, StudentFailure, StudentTimeout, describe_failure
 from grader.files import GRADER_DIR, ROOT, STUDENT_FILES, file_digests
 
@@ -318,6 +319,7 @@ class Sandbox:
         self.forgiven = 0  # stops that do not count against max_starts: another worker's turn, a recycle, a
         # time limit (the time budget governs time; max_starts is there for code that keeps crashing the worker)
         self.label = ""  # the check running now (set by the plugin), for messages
+        self.code_digest = ""  # sha256 of the student's files as handed in (_build): what grading seeds are keyed on
         self.notes: dict = {}
         self.peaks: list[int] = []  # peak resident memory of every worker started (bytes, sampled)
         self._over_memory = 0  # the watchdog killed the current worker at this resident memory
@@ -355,9 +357,12 @@ class Sandbox:
         self.workspace.mkdir()
         (self.scratch / "tmp").mkdir(parents=True)
         self.scratch.chmod(0o700)
+        digest = hashlib.sha256()
         for name in STUDENT_FILES:  # a missing one is reported by the probes that import it
             if (student_dir / name).is_file():
                 shutil.copyfile(student_dir / name, self.workspace / name)
+                digest.update(name.encode() + b"\0" + (self.workspace / name).read_bytes() + b"\0")
+        self.code_digest = digest.hexdigest()
         for name in SCAFFOLD_FILES:
             if (ROOT / name).is_file():
                 shutil.copyfile(ROOT / name, self.workspace / name)
@@ -690,7 +695,8 @@ class InProcessSandbox:
     code on their machine); ``grader.gradescope`` never uses it. Results still
     make the round trip through ``grader.wire``, so the tests see exactly what
     the sandbox would give them (arrays, not tensors), and failures become the
-    same ``StudentFailure`` messages. Time limits are pytest-timeout's.
+    same ``StudentFailure`` messages, and every probe starts from the same random
+    state as in a worker. Time limits are pytest-timeout's.
     """
 
     def __init__(self, student_dir: str | os.PathLike, **ignored):
@@ -710,6 +716,7 @@ class InProcessSandbox:
             for part in name.split("."):
                 probe = getattr(probe, part)
         self.starts = 1
+        worker.seed_random_state()  # the random state a worker gives every probe
         try:
             result = probe(**(args or {}))
         except (Exception, SystemExit) as error:  # noqa: BLE001 - the student's failures become messages

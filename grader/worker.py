@@ -31,7 +31,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import random  # imported here, while the Python installation is surely readable (used by _seed)
+import random  # imported here, while the Python installation is surely readable (used by seed_random_state)
 import resource
 import signal
 import sys
@@ -209,7 +209,7 @@ def _call(probe: str, args: dict, trusted: bool = False):
     function = importlib.import_module(module_name)
     for part in function_name.split("."):
         function = getattr(function, part)
-    _seed()
+    seed_random_state()
     return function(**args)
 
 
@@ -222,7 +222,7 @@ class _SeedOnImport:
     """A ``sys.meta_path`` finder that seeds numpy and TensorFlow the moment they are first imported.
 
     A probe imports them itself (the worker starts with the standard library
-    only), so in a fresh worker they are not there yet when ``_seed`` runs
+    only), so in a fresh worker they are not there yet when ``seed_random_state`` runs
     before the first probe: without this, that first call drew unseeded
     numbers and every later one seeded numbers. Python's ``random`` is seeded
     again then too: importing TensorFlow draws from it.
@@ -246,7 +246,7 @@ class _SeedOnImport:
         return spec
 
 
-def _seed() -> None:
+def seed_random_state() -> None:
     """The same random state before every probe, from the first one in a fresh worker on, so a submission
     gets the same numbers on every run: Python's, numpy's and TensorFlow's global seeds (TensorFlow's also
     resets its sequence of op seeds). A library not imported yet is seeded as it is imported."""

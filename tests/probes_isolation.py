@@ -21,3 +21,13 @@ def run(function: str, **kwargs):
 def privileges(**kwargs):
     """``maml.probe(**kwargs)`` with a plain import (no numpy needed)."""
     return importlib.import_module("maml").probe(**kwargs)
+
+
+def draw() -> list[float]:
+    """Numbers from Python's, numpy's and TensorFlow's global random state, as student code would draw them."""
+    import random
+
+    import numpy as np
+    import tensorflow as tf
+
+    return [random.random(), *np.random.rand(2), *tf.random.uniform([2]).numpy(), *tf.random.normal([2]).numpy()]

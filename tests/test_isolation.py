@@ -580,12 +580,18 @@ def same(a, b) -> bool:
 
 
 def test_the_in_process_stand_in_gives_the_sandbox_answers(tmp_path):
-    """Where no process sandbox exists (Windows) a student's local run calls probes in-process: same results."""
+    """Where no process sandbox exists (Windows) a student's local run calls probes in-process: same results,
+    random numbers included (seeded before every probe, as in the worker)."""
+    import numpy as np
+
     args = {"inputs": compare.inputs(compare.load_fixture("maml"))}
-    with Sandbox(ROOT, limits=QUICK) as sandbox:
+    with Sandbox(ROOT, limits=replace(QUICK, call_seconds=120.0)) as sandbox:
         isolated = sandbox.call(grader_probes.inner_loop, args)
+        drawn = sandbox.call(probes.draw)
     local = InProcessSandbox(ROOT)
     assert same(local.call(grader_probes.inner_loop, args), isolated)
+    np.random.rand(3)  # the tests' own process has drawn before: the probe must not see it
+    assert local.call(probes.draw) == local.call(probes.draw) == drawn
     with pytest.raises(StudentFailure, match="AttributeError: module 'maml' has no attribute 'no_such_function'"):
         local.call(probes.run, {"function": "no_such_function"})
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from grader.late import POLICY_FILE, Policy
 
+from instructor.autograder.tests import seeds
+
 from . import archive
 from .build import Handout
 
@@ -43,6 +45,7 @@ AUTOGRADER_FILES = ("instructor/__init__.py", "instructor/autograder/**/*")
 # student's worker): instructor/autograder/tests/reference.py imports them from here.
 REFERENCE_DIR = "instructor/autograder/reference"
 REFERENCE_FILES = ("maml.py", "maml_transfer.py")
+SEED_KEY = seeds.KEY_FILE.relative_to(seeds.KEY_FILE.parents[2]).as_posix()  # instructor/autograder/seed.key
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -165,6 +168,10 @@ def bundle_files(handout: Handout, root: str | Path | None = None, late_policy: 
         files[f"source/{POLICY_FILE}"] = (json.dumps(late_policy.to_json(), indent=2, sort_keys=True) + "\n").encode()
     if root is not None:
         files.update({f"source/{path}": content for path, content in autograder_files(root).items()})
+        # the course's seed key (made now if there is none): the same code gets the same grading seeds here
+        # as in a local regrade (instructor/autograder/tests/seeds.py)
+        key_file = Path(root) / SEED_KEY
+        files[f"source/{SEED_KEY}"] = seeds.key(key_file)
         files.update({f"source/{REFERENCE_DIR}/{name}": handout.stubbed[name].solved.encode("utf-8")
                       for name in REFERENCE_FILES if name in handout.stubbed})
     settings = {"version": handout.version, "python_version": PYTHON_VERSION, "uv_version": UV_VERSION,

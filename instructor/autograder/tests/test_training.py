@@ -11,8 +11,9 @@ stop: the verdict is the grader's own measurement of the last trained
 meta-parameters, with the reference's inner loop, in the reference worker
 (so a student's evaluation that claims too much only stops its own training
 early). Training starts from an initialisation the grader draws for this
-grading (``secrets``: a seed no file holds, passed as ``python maml.py --seed``
-passes its own), and before measuring anything the grader checks that the
+grading (``seeds``: keyed on the course's secret and the student's code, so no
+file the student's code reads holds it and the same code gets the same one at
+every grading; passed as ``python maml.py --seed`` passes its own), and before measuring anything the grader checks that the
 returned weights can be reached from it by the Adam steps it asked for
 (``adam_reach``): weights made before the grading, e.g. embedded in maml.py,
 score 0. Training and judging are separate phases because only one
@@ -22,7 +23,7 @@ Transfer: the student's ``transfer_learn`` adapts a head to each of 100
 validation tasks in the sandbox, on a conv-4 pre-trained for ``reference.PRETRAIN_STEPS``
 minibatches by the reference (stored by ``make_fixtures``), and the grader
 measures the heads' query accuracy in the reference worker. The tasks are
-drawn from a seed the grader draws at grading time, and the student's process
+drawn from a seed the grader draws at grading time (``seeds``), and the student's process
 gets their support sets only (``without_queries``): it cannot train on the
 query labels. Measured on the assignment's 100 fixed validation tasks (seed 1): random features
 give 55.5 %, the reference 81.4 % +- 1.5 after 200 steps; ``TRANSFER_TARGET`` 70 % sits between.
@@ -40,7 +41,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -52,7 +52,7 @@ from grader import budget
 from grader.plugin import Parts, points
 from grader.sandbox import StudentTimeout
 
-from . import probes_hidden, reference
+from . import probes_hidden, reference, seeds
 from .conftest import FACTS, pretrained, student_work
 
 TARGET = 0.80
@@ -97,7 +97,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         the steps the grader asked for and got an answer to (its own count, not the sandbox's).
     """
     spec = validation_spec(hp)
-    seed = secrets.randbits(31)  # drawn now, kept in this process: no file the student's code can read holds it
+    seed = seeds.seed(f"{kind}_training", student.code_digest)  # kept in this process: no file the code reads has it
     settings = {**settings, "seed": seed}  # initialisation and task stream, as `python maml.py --seed` sets them
     allowance = budget.share(f"{kind}_training")
     started = time.monotonic()
@@ -291,11 +291,10 @@ def test_fomaml_submitted_weights(submission, reference_worker):
     parts.finish()
 
 
-TRANSFER_SEED = secrets.randbits(31)  # the transfer check's validation tasks, drawn when the grading starts
-
-
-def transfer_settings() -> dict:
-    return {"tasks": {**validation_spec(assignment()), "seed": TRANSFER_SEED}, "num_steps": FACTS["transfer_steps"],
+def transfer_settings(student) -> dict:
+    """The transfer check's validation tasks (their seed: ``seeds``) and transfer_learn's arguments."""
+    seed = seeds.seed("transfer_heads", student.code_digest)
+    return {"tasks": {**validation_spec(assignment()), "seed": seed}, "num_steps": FACTS["transfer_steps"],
             "learning_rate": FACTS["transfer_lr"]}
 
 
@@ -317,7 +316,7 @@ def without_queries(spec: dict) -> list[tuple]:
 
 @student_work("transfer_heads")
 def _transfer_heads(student) -> dict:
-    settings = transfer_settings()
+    settings = transfer_settings(student)
     arguments = {"num_way": settings["tasks"]["num_way"], "num_steps": settings["num_steps"],
                  "learning_rate": settings["learning_rate"]}
     tasks = without_queries(settings["tasks"])
@@ -330,9 +329,9 @@ def _transfer_heads(student) -> dict:
 @points(3)
 @pytest.mark.problem("Transfer learning assessment")
 @pytest.mark.student_work("transfer_heads")
-def test_transfer_training_reaches_the_target(student_runs, reference_worker):
+def test_transfer_training_reaches_the_target(student, student_runs, reference_worker):
     """transfer with your transfer_learn on a pre-trained network reaches 70 % validation accuracy"""
-    settings = transfer_settings()
+    settings = transfer_settings(student)
     heads = student_runs["transfer_heads"].get()["heads"]
     count = settings["tasks"]["count"]
     if not isinstance(heads, list) or len(heads) != count:
