@@ -48,6 +48,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import wcwidth
+
 from grader import submission as submission_format
 from grader.files import ROOT
 from grader.results import EXTRA_CREDIT
@@ -152,19 +154,37 @@ def write_gradebook(rows: list[Row], path: Path) -> list[str]:
     return problems
 
 
+def fit(text: str, columns: int) -> str:
+    """``text`` cut and padded to ``columns`` terminal columns (Hangul and other wide characters take two)."""
+    out, used = "", 0
+    for character in text:
+        size = max(wcwidth.wcwidth(character), 0)
+        if used + size > columns:
+            break
+        out, used = out + character, used + size
+    return out + " " * (columns - used)
+
+
+def score_text(row: Row) -> str:
+    """"38.5/40 +6": the assignment's points over its total, then the extra credit (Gradescope's score holds both)."""
+    if not row.max_score:
+        return f"{row.score:g}"
+    extra = f" +{row.extra_credit:g}" if row.extra_credit else ""
+    return f"{row.score - row.extra_credit:g}/{row.max_score:g}{extra}"
+
+
 def summary(rows: list[Row], seconds: float, width: int = 100) -> str:
     """The table printed at the end: every row, then counts and the score distribution."""
-    lines = [f"  {'name':<24} {'student no.':<12} {'score':>11}  {'status':<8}  reason", "  " + "-" * (width - 2)]
+    lines = [f"  {'name':<24} {'student no.':<12} {'score':>14}  {'status':<8}  reason", "  " + "-" * (width - 2)]
     for row in rows:
-        score = f"{row.score:g}/{row.max_score:g}" if row.max_score else f"{row.score:g}"
         reason = " ".join(row.reason.split())
-        room = max(width - 62, 20)
-        lines.append(f"  {(row.name or '?')[:24]:<24} {(row.student_number or '?')[:12]:<12} {score:>11}  "
+        room = max(width - 65, 20)
+        lines.append(f"  {fit(row.name or '?', 24)} {fit(row.student_number or '?', 12)} {score_text(row):>14}  "
                      f"{row.status:<8}  {reason[:room] + ('...' if len(reason) > room else '')}")
     lines.append("  " + "-" * (width - 2))
     counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in STATUSES if any(r.status == s for r in rows))
-    graded = sorted(r.score for r in rows if r.status == "graded")
-    spread = (f"; graded scores: mean {sum(graded) / len(graded):.2f}, median {graded[len(graded) // 2]:g}, "
+    graded = sorted(r.score - r.extra_credit for r in rows if r.status == "graded")
+    spread = (f"; graded scores without extra credit: mean {sum(graded) / len(graded):.2f}, median {graded[len(graded) // 2]:g}, "
               f"min {graded[0]:g}, max {graded[-1]:g}") if graded else ""
     lines.append(f"  {len(rows)} submissions in {seconds:.0f} s: {counts}{spread}")
     return "\n".join(lines)

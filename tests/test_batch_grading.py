@@ -178,3 +178,23 @@ def test_gradescope_layout_refuses_a_renamed_zip_with_a_reason(submissions, auto
     assert results["score"] == 0 and results["tests"] == []
     assert "the file name 'kim_final_v2.zip' is not" in results["output"]
     assert results["extra_data"]["status"] == "rejected"
+
+
+def test_the_summary_table_keeps_its_columns_with_hangul_names_and_shows_the_extra_credit_apart():
+    """Wide characters take two terminal columns; the score is the assignment's points over its total, then
+    the extra credit (Gradescope's score holds both, e.g. 48 of "40 + 8")."""
+    import wcwidth
+
+    from instructor.grade_batch import Row, summary
+
+    rows = [Row("a.zip", "김민준", "2020-12345", 48.0, 40.0, 8.0, status="graded", reason="ok"),
+            Row("b.zip", "Alexandra Konstantinopoulou", "2020-54321", 31.5, 40.0, 0.0, status="graded",
+                reason="2 checks failed"),
+            Row("c.zip", status="error", reason="not a zip")]
+    lines = summary(rows, seconds=12.0).splitlines()
+    table = lines[2:-2]
+    assert "40/40 +8" in table[0] and "31.5/40" in table[1] and "+0" not in table[1]
+    starts = {wcwidth.wcswidth(line[:line.index(status)]) for line, status in zip(table, ("graded", "graded", "error"))}
+    assert len(starts) == 1, "\n".join(table)  # the status column starts at one terminal column on every row
+    assert "  Alexandra Konstantinopou 2020-54321" in table[1]  # the name cut to its 24 columns
+    assert "graded scores without extra credit: mean 35.75" in lines[-1]
