@@ -16,7 +16,8 @@ from pathlib import Path
 
 from grader.files import ROOT
 
-COURSE_TOML = ROOT / "instructor" / "course.toml"
+COURSE_FILE = "instructor/course.toml"  # in a repository (the release reads it in the root it releases)
+COURSE_TOML = ROOT / COURSE_FILE
 
 
 def add_config_argument(parser: argparse.ArgumentParser, reads: str) -> None:

@@ -48,11 +48,10 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import wcwidth
-
 from grader import submission as submission_format
 from grader.files import ROOT
 from grader.results import EXTRA_CREDIT
+from instructor.course import cell
 from instructor.gradescope_local import unpack_bundle
 from load_data import atomic_output
 
@@ -154,17 +153,6 @@ def write_gradebook(rows: list[Row], path: Path) -> list[str]:
     return problems
 
 
-def fit(text: str, columns: int) -> str:
-    """``text`` cut and padded to ``columns`` terminal columns (Hangul and other wide characters take two)."""
-    out, used = "", 0
-    for character in text:
-        size = max(wcwidth.wcwidth(character), 0)
-        if used + size > columns:
-            break
-        out, used = out + character, used + size
-    return out + " " * (columns - used)
-
-
 def score_text(row: Row) -> str:
     """"38.5/40 +6": the assignment's points over its total, then the extra credit (Gradescope's score holds both)."""
     if not row.max_score:
@@ -179,7 +167,7 @@ def summary(rows: list[Row], seconds: float, width: int = 100) -> str:
     for row in rows:
         reason = " ".join(row.reason.split())
         room = max(width - 65, 20)
-        lines.append(f"  {fit(row.name or '?', 24)} {fit(row.student_number or '?', 12)} {score_text(row):>14}  "
+        lines.append(f"  {cell(row.name or '?', 24)} {cell(row.student_number or '?', 12)} {score_text(row):>14}  "
                      f"{row.status:<8}  {reason[:room] + ('...' if len(reason) > room else '')}")
     lines.append("  " + "-" * (width - 2))
     counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in STATUSES if any(r.status == s for r in rows))

@@ -183,8 +183,7 @@ def test_gradescope_layout_refuses_a_renamed_zip_with_a_reason(submissions, auto
 def test_the_summary_table_keeps_its_columns_with_hangul_names_and_shows_the_extra_credit_apart():
     """Wide characters take two terminal columns; the score is the assignment's points over its total, then
     the extra credit (Gradescope's score holds both, e.g. 48 of "40 + 8")."""
-    import wcwidth
-
+    from instructor.course import width
     from instructor.grade_batch import Row, summary
 
     rows = [Row("a.zip", "김민준", "2020-12345", 48.0, 40.0, 8.0, status="graded", reason="ok"),
@@ -194,7 +193,7 @@ def test_the_summary_table_keeps_its_columns_with_hangul_names_and_shows_the_ext
     lines = summary(rows, seconds=12.0).splitlines()
     table = lines[2:-2]
     assert "40/40 +8" in table[0] and "31.5/40" in table[1] and "+0" not in table[1]
-    starts = {wcwidth.wcswidth(line[:line.index(status)]) for line, status in zip(table, ("graded", "graded", "error"))}
+    starts = {width(line[:line.index(status)]) for line, status in zip(table, ("graded", "graded", "error"))}
     assert len(starts) == 1, "\n".join(table)  # the status column starts at one terminal column on every row
     assert "  Alexandra Konstantinopou 2020-54321" in table[1]  # the name cut to its 24 columns
     assert "graded scores without extra credit: mean 35.75" in lines[-1]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.sandbox import SCAFFOLD_FILES, STUDENT_FILES
+from instructor.course import COURSE_FILE
 from load_data import replace_folder
 
 from . import archive, config, leaks, markers
@@ -32,7 +33,7 @@ README = "README.md"
 VERSION = "grader/VERSION"
 HANDOUT_PATTERNS = (*STUDENT_CODE, *PLAIN_FILES, *GRADER_PATTERNS, README, VERSION)
 README_TEMPLATE = "instructor/handout/README.md"
-CONFIG = "instructor/course.toml"
+CONFIG = COURSE_FILE  # the release settings: course.toml, relative to the released root
 INSTRUCTOR_ONLY = ("instructor", "tests")  # folders whose files must never be copied into the handout
 NOT_GRADED = (README, "report_template.md", NOTEBOOK, VERSION)  # left out of the version digest
 
