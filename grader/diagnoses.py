@@ -10,7 +10,8 @@ of code:
 * direction: the change (or gradient) points away from the reference's
   (``direction``);
 * scale: it is exactly c times the reference's, c a count of the fixture or
-  a simple factor (``scale``);
+  a simple factor (``scale``), or each parameter's change by its own factor
+  (``factors``); the difference pulls the parameters towards 0 (``shrinks``);
 * which parameters: some keys unchanged, only some keys wrong (``which_keys``);
 * which results: the parameters or the loss are right, so only the accuracies
   are computed wrongly, or they are not, and the accuracies follow from them
@@ -34,6 +35,12 @@ The sentences, exactly (``{...}`` filled in; cite them from here):
                 of {what}: divided by it once too often (a mean of a mean)?"; 2 "twice the
                 reference's: is a loss, a probability, a gradient or the learning rate used twice?";
                 1/2 "half the reference's: is something divided by 2, or only one of two terms kept?"
+    SHRINK      "Your adapted parameters differ from the reference's in the direction of minus the
+                meta-parameters themselves (cosine {cos}): something pulls the parameters towards 0, such
+                as an L2 penalty or weight decay in the inner loop. ..."   (``shrinks``)
+    PER_PARAMETER  "Each parameter's change points about the reference's way, but its size is off by a
+                factor that differs between parameters ({name} {f}x, ...): each parameter's step is
+                self.inner_lrs[name] times its own gradient. ..."   (``factors``)
     UNCHANGED   "{keys} did not change at all: does your update leave them out?"
     ONLY_SOME   "Only {keys} differ from the reference; the others are right."
     RIGHT_PARAMETERS   "The adapted parameters are right, so the difference is in how the accuracies
@@ -52,6 +59,9 @@ import numpy as np
 ACCURACY_QUANTITIES = frozenset({"inner/accuracies", "outer/accuracies_support", "outer/accuracy_query",
                                  "accuracy_query"})  # coarse (steps of 1/n): they never name a mistake alone
 OPPOSITE_COSINE = -0.5  # a change this far from the reference's "points the opposite way"
+SHRINK_COSINE = -0.5  # adapted parameters whose difference from the reference's is this far against theta
+SAME_WAY_COSINE = 0.7  # each parameter's change at least this close to the reference's: "points about its way"
+FACTOR_SPREAD = 1.25  # the largest over the smallest per-parameter factor that "differs between parameters"
 RATIO_RTOL = 1e-3  # "c times the reference's" when this close to it (float32 results are checked too)
 
 _CALCULATION = ("from the logits of the right parameters and inputs, argmax over the classes (axis -1), "
@@ -218,6 +228,53 @@ def which_keys(actual: dict, expected: dict, start: dict | None, rtol: float) ->
     if wrong and len(wrong) <= len(expected) // 2:
         return f"Only {_names(wrong)} differ from the reference; the others are right."
     return ""
+
+
+def shrinks(actual: dict, expected: dict, start: dict) -> str:
+    """SHRINK: the adapted parameters' difference from the reference's points against the meta-parameters
+    themselves, as a term that pulls the parameters towards 0 (an L2 penalty, weight decay) makes it: each step
+    then subtracts lr * lambda * phi besides the reference's step."""
+    a, e, s = flatten(actual), flatten(expected), flatten(start)
+    if a.shape != e.shape or e.shape != s.shape or not np.all(np.isfinite(a)):
+        return ""
+    difference = a - e
+    if not np.any(difference) or not np.any(s):
+        return ""
+    cosine = float(difference @ s / (np.linalg.norm(difference) * np.linalg.norm(s)))
+    if cosine > SHRINK_COSINE:
+        return ""
+    return (f"Your adapted parameters differ from the reference's in the direction of minus the meta-parameters "
+            f"themselves (cosine {cosine:.2f}): something pulls the parameters towards 0, such as an L2 penalty "
+            f"or weight decay in the inner loop. The inner loss is the support cross-entropy alone.")
+
+
+def factors(actual: dict, expected: dict, start: dict) -> str:
+    """PER_PARAMETER: every parameter's change points about the reference's way (``SAME_WAY_COSINE``) but its
+    size is off by a factor that differs between parameters (``FACTOR_SPREAD``), as a step size that is not
+    each parameter's own inner learning rate, or clipped or normalised gradients, make it."""
+    if not all(isinstance(x, dict) for x in (actual, expected, start)) or sorted(actual) != sorted(expected):
+        return ""
+    found = {}
+    for name in sorted(expected):
+        a = np.ravel(np.asarray(actual[name], np.float64) - np.asarray(start[name], np.float64))
+        e = np.ravel(np.asarray(expected[name], np.float64) - np.asarray(start[name], np.float64))
+        if a.shape != e.shape or not np.all(np.isfinite(a)):
+            return ""
+        if not np.any(e):
+            continue
+        if not np.any(a) or float(a @ e) / (np.linalg.norm(a) * np.linalg.norm(e)) < SAME_WAY_COSINE:
+            return ""
+        found[name] = float(np.linalg.norm(a) / np.linalg.norm(e))
+    if len(found) < 2 or max(found.values()) < FACTOR_SPREAD * min(found.values()):
+        return ""
+    ordered = sorted(found, key=found.get)
+    shown = ordered if len(ordered) <= 4 else [*ordered[:2], *ordered[-2:]]
+    listed = ", ".join(f"{name!r} {found[name]:.2f}x" for name in shown)
+    return (f"Each parameter's change points about the reference's way, but its size is off by a factor that "
+            f"differs between parameters ({listed}{', ...' if len(shown) < len(ordered) else ''}): each "
+            f"parameter's step is self.inner_lrs[name] times its own gradient. One learning rate for all "
+            f"parameters, clipped or normalised gradients, or another number of steps change the size of "
+            f"each parameter's step differently.")
 
 
 def _names(keys: list[str]) -> str:

@@ -185,7 +185,8 @@ def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None, ot
     The diagnosis is, in order: how the result scales with the reference's
     (``diagnoses.scale``), the known mistake the evidence singles out
     (``singled_out``, ``HINTS``); if none, the variants it singles out
-    (``diagnoses.variant_sentence``), else the direction of the change; then
+    (``diagnoses.variant_sentence``), else the direction of the change, and for
+    adapted parameters a pull towards 0 or per-parameter factors; then
     which parameters differ, and whether only the accuracies are wrong.
     """
     found = evidence(fixture, {**(others or {}), quantity: actual}, start)
@@ -206,6 +207,8 @@ def diagnose(fixture: dict, quantity: str, actual, expected=None, start=None, ot
             cause = " Or: ".join(diagnoses.variant_sentence(key, fixture, quantity) for key in variants)
         elif not scale_text and quantity not in diagnoses.ACCURACY_QUANTITIES:
             cause = direction
+        if not cause and not scale_text and quantity == "inner/phi" and start is not None:
+            cause = diagnoses.shrinks(mine, expected, start) or diagnoses.factors(mine, expected, start)
     keys = diagnoses.which_keys(mine, expected, start, rtol) if isinstance(expected, dict) else ""
     accuracies = (diagnoses.accuracies_finding(found, lambda q: expected_value(fixture, q), compare.RTOL)
                   if quantity in diagnoses.ACCURACY_QUANTITIES and not cause else "")

@@ -143,6 +143,23 @@ def test_every_inner_step_restarting_from_the_meta_parameters_is_recognised_not_
     assert "one inner step too few" not in text
 
 
+def test_weight_decay_in_the_inner_update_pulls_the_parameters_towards_zero():
+    """phi_{s+1} = phi_s - lr (g + lambda phi_s): besides the reference's steps, each step subtracts lr lambda phi_s,
+    so the difference from the reference's phi points along -theta (cosine below diagnoses.SHRINK_COSINE)."""
+    text = _diagnose_inner(_inner_loop(update=lambda value, lr, gradient: value - lr * (gradient + 0.01 * value)))
+    assert "in the direction of minus the meta-parameters themselves" in text and "weight decay" in text, text
+    assert "Looks like a known mistake" not in text
+
+
+def test_clipped_inner_gradients_change_each_parameters_step_by_its_own_factor():
+    """clip_by_norm(g, 1) scales each parameter's gradient by min(1, 1/|g|): each change keeps about its
+    direction and shrinks by a factor of its own, unlike a scaled learning rate (one factor for all)."""
+    text = _diagnose_inner(_inner_loop(update=lambda value, lr, gradient: value - lr * tf.clip_by_norm(gradient, 1.0)))
+    assert "its size is off by a factor that differs between parameters" in text and "clipped" in text, text
+    doubled = _diagnose_inner(_inner_loop(update=lambda value, lr, gradient: value - 2 * lr * gradient))
+    assert "differs between parameters" not in doubled and "2x the reference's" in doubled, doubled
+
+
 def test_parameters_left_out_of_the_update_are_named():
     results = _inner_evidence(_inner_loop(skip="b"))
     text, _ = feedback.diagnose(FIXTURE, "inner/phi", results["inner/phi"], others=results)
