@@ -175,6 +175,11 @@ def accuracy_findings(fixture: dict, accuracies: np.ndarray) -> str:
     if np.all(accuracies == accuracies[0]) and len(set(expected)) > 1:
         return lead + ("it is the same on every query set: is it measured on the query set (its features and "
                        "labels), not on the support set?")
+    untrained = np.mean(labels == 0, axis=1)  # zero logits: argmax picks class 0 for every example
+    if np.allclose(accuracies, untrained, atol=1e-4) and not np.allclose(expected, untrained, atol=1e-4):
+        return lead + ("each is the accuracy of the head before any step (all zeros, so every example is "
+                       "predicted as class 0): measure the query accuracy with the head after the num_steps "
+                       "steps.")
     if np.all(close[balanced]) and not np.all(close[~balanced]):
         return lead + ("right only on the query sets where every class has as many examples: average over the "
                        "examples, not a mean of per-class accuracies.")

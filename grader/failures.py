@@ -197,6 +197,18 @@ def _shape_hint(cause: ErrorCause) -> str:
             f"equal shapes, or shapes that broadcast (each trailing dimension equal, or 1).{called}")
 
 
+def _index_hint(cause: ErrorCause) -> str:
+    """A class index (a label) at or beyond the number of columns of the logits or one-hot vectors."""
+    found = re.search(r"indices\[[\d,]+\] = (\d+) is not in \[0, (\d+)\)", cause.text)
+    if not found:
+        return ""
+    index, size = int(found[1]), int(found[2])
+    return (f"A label {index} met something with {size} classes (an index must be below {size}): the logits (and "
+            f"the head's w4 and b4, or a one-hot depth) need one column per class, num_way of them. The checks "
+            f"use other numbers of classes than the assignment's 5: is {size} written as a number where num_way "
+            f"(or self.num_way) belongs?")
+
+
 def _text_hint(pieces: tuple[str, ...], hint: str) -> Callable[[ErrorCause], str]:
     """A hint for an error TensorFlow raises for one reason only, recognised by its message."""
     return lambda cause: hint if all(piece in cause.text for piece in pieces) else ""
@@ -207,6 +219,7 @@ HINT_RULES: tuple[Callable[[ErrorCause], str], ...] = (
     _none_hint,
     _dtype_hint,
     _shape_hint,
+    _index_hint,
     _text_hint(("Random ops require a seed",), "No random numbers here: results must depend on the inputs only "
                "(the transfer head starts at zero; the grader runs TensorFlow in deterministic mode, which refuses "
                "unseeded random operations)."),

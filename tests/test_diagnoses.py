@@ -212,3 +212,16 @@ def test_a_gradient_pointing_the_other_way_is_named_by_its_cosine():
     expected = feedback.expected_value(FIXTURE, "grad_fo")
     rotated = {name: -0.5 * value + 0.1 * np.roll(value, 1) for name, value in expected.items()}
     assert diagnoses.direction(rotated, expected).startswith("It points the opposite way from the reference's")
+
+
+def test_a_query_accuracy_of_the_untrained_head_is_recognised():
+    """A zero head gives equal logits, so argmax picks class 0 for every example: its accuracy on a query set
+    is the share of class 0 there. Accuracies equal to those (and not the reference's) were measured before
+    any step."""
+    from grader import diagnoses_transfer
+
+    fixture = compare.load_fixture("transfer")
+    untrained = np.mean(np.asarray(fixture["labels_query"]) == 0, axis=1)
+    text = diagnoses_transfer.accuracy_findings(fixture, untrained)
+    assert "the accuracy of the head before any step" in text, text
+    assert "before any step" not in diagnoses_transfer.accuracy_findings(fixture, untrained + 0.02)

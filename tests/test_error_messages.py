@@ -75,6 +75,11 @@ def five_way_loss(logits, labels):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=tf.one_hot(labels, 5), logits=logits))
 
 
+def five_class_head(features, labels):
+    w4 = tf.zeros((features.shape[1], 5), tf.float64)
+    return cross_entropy(tf.matmul(tf.constant(features), w4), tf.constant(labels))
+
+
 def with_bias(features):
     return tf.constant(features) + tf.zeros((1, 64), tf.float64)
 
@@ -204,6 +209,15 @@ def test_a_size_written_as_a_number_is_named_where_the_inputs_differ(student, fu
     assert f"{written} is written on this line, where the inputs have {actual}" in message, message
     assert "self.num_way" in message and "argmax" not in message and "keepdims" not in message, message
     assert f"maml.py line {line_of(lines, 'return', after=f'def {function}')}" in message, message
+
+
+def test_a_label_beyond_the_classes_of_the_logits_names_the_number_of_classes(student):
+    """6 classes' labels against logits of 5 columns: TensorFlow says "indices[k] = 5 is not in [0, 5)"."""
+    sandbox, lines = student
+    message = failure(sandbox, probes.run, function="five_class_head", features=np.ones((12, 4)),
+                      labels=np.arange(12, dtype=np.int32) % 6)
+    assert "A label 5 met something with 5 classes" in message and "num_way" in message, message
+    assert "(called from five_class_head (maml.py line" in message, message
 
 
 def test_a_todo_inside_a_compiled_function_is_not_implemented_yet(student):
