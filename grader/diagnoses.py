@@ -89,6 +89,12 @@ VARIANTS = {
     "probabilities_both": "It is what the cross-entropy of softmax probabilities gives, in the inner loop and "
                           "the outer loss: cross_entropy takes logits (it applies the softmax itself); pass "
                           "forward(...)'s output to it directly.",
+    **{f"keras_probabilities_{where}": (f"It is what Keras's sparse categorical cross-entropy with its default "
+                                        f"from_logits=False gives {said}: it takes forward(...)'s logits for "
+                                        f"probabilities. Use cross_entropy(logits, labels) (or pass "
+                                        f"from_logits=True).")
+       for where, said in (("inner", "in the inner loop"), ("outer", "in the outer loss"),
+                           ("both", "in the inner loop and the outer loss"))},
 }
 STEP_VARIANT = "steps_"  # steps_<k>: the reference with k inner steps instead of num_inner_steps
 SCALE_VARIANT = "inner_lr_x"  # inner_lr_x<c>: the reference with every inner learning rate times c

@@ -116,6 +116,11 @@ NONE_GRADIENT = ("A gradient is None: tape.gradient gives None for a tensor the 
 def _none_hint(cause: ErrorCause) -> str:
     if not re.search(r"NoneType|value \(None\)|None values not supported", cause.text):
         return ""
+    if any(re.search(r"\.gradient\([^,]+,\s*self\.meta_parameters", line) for line in cause.function_lines()):
+        return ("A gradient is None: tape.gradient(loss, self.meta_parameters) differentiates with respect to the "
+                "meta-parameters, but after the first inner step the loss is computed from the adapted "
+                "parameters: take the gradient with respect to the dict the loss was computed from (and watch "
+                "it: tape.watch(parameters)).")
     if any("grad" in line for line in cause.lines()[:1]):
         return NONE_GRADIENT
     return ("A value this line uses is None: does a function it calls end without `return`, or does a dict hold "

@@ -165,6 +165,10 @@ MISTAKES: tuple[Mistake, ...] = (
 # The variants that change an input (step count, inner learning rates) are ``make_fixtures.input_variants``.
 _SOFTMAX_INNER = (INNER, "loss = cross_entropy(logits, labels)", "loss = cross_entropy(tf.nn.softmax(logits), labels)")
 _SOFTMAX_OUTER = (OUTER, "cross_entropy(logits, labels_query)", "cross_entropy(tf.nn.softmax(logits), labels_query)")
+_KERAS = "tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy({labels}, {logits}))"  # from_logits=False
+_KERAS_INNER = (INNER, "loss = cross_entropy(logits, labels)",
+                "loss = " + _KERAS.format(labels="labels", logits="logits"))
+_KERAS_OUTER = (OUTER, "cross_entropy(logits, labels_query)", _KERAS.format(labels="labels_query", logits="logits"))
 VARIANTS: tuple[Mistake, ...] = (
     Mistake("restart_from_theta", "maml.py", (
         (INNER, "for _ in range(self.num_inner_steps):\n",
@@ -174,6 +178,9 @@ VARIANTS: tuple[Mistake, ...] = (
     Mistake("probabilities_inner", "maml.py", (_SOFTMAX_INNER,)),
     Mistake("probabilities_outer", "maml.py", (_SOFTMAX_OUTER,)),
     Mistake("probabilities_both", "maml.py", (_SOFTMAX_INNER, _SOFTMAX_OUTER)),
+    Mistake("keras_probabilities_inner", "maml.py", (_KERAS_INNER,)),
+    Mistake("keras_probabilities_outer", "maml.py", (_KERAS_OUTER,)),
+    Mistake("keras_probabilities_both", "maml.py", (_KERAS_INNER, _KERAS_OUTER)),
 )
 
 

@@ -225,3 +225,13 @@ def test_a_query_accuracy_of_the_untrained_head_is_recognised():
     text = diagnoses_transfer.accuracy_findings(fixture, untrained)
     assert "the accuracy of the head before any step" in text, text
     assert "before any step" not in diagnoses_transfer.accuracy_findings(fixture, untrained + 0.02)
+
+
+def test_keras_cross_entropy_without_from_logits_is_recognised():
+    """Keras's sparse categorical cross-entropy defaults to from_logits=False: it rescales the logits to sum to
+    1 and takes the log, a loss of other numbers than the softmax cross-entropy's (a stored variant)."""
+    keras_loss = _inner_loop(loss=lambda logits, labels: tf.reduce_mean(
+        tf.keras.losses.sparse_categorical_crossentropy(labels, logits)))
+    text = _diagnose_inner(keras_loss)
+    assert "Keras's sparse categorical cross-entropy with its default from_logits=False gives in the inner loop" \
+        in text, text

@@ -75,6 +75,25 @@ def five_way_loss(logits, labels):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=tf.one_hot(labels, 5), logits=logits))
 
 
+class StepsOnTheta:
+    def __init__(self, num_way):
+        self.meta_parameters = {name: tf.Variable(value)
+                                for name, value in init_parameters(num_way, dtype=tf.float64).items()}
+
+    def adapt(self, images, labels):
+        parameters = dict(self.meta_parameters)
+        for _ in range(2):
+            with tf.GradientTape() as tape:
+                loss = cross_entropy(forward(images, parameters), labels)
+            gradients = tape.gradient(loss, self.meta_parameters)
+            parameters = {name: value - 0.4 * gradients[name] for name, value in parameters.items()}
+        return parameters
+
+
+def steps_on_theta(images, labels, num_way):
+    return StepsOnTheta(num_way).adapt(tf.constant(images), tf.constant(labels))
+
+
 def five_class_head(features, labels):
     w4 = tf.zeros((features.shape[1], 5), tf.float64)
     return cross_entropy(tf.matmul(tf.constant(features), w4), tf.constant(labels))
@@ -209,6 +228,15 @@ def test_a_size_written_as_a_number_is_named_where_the_inputs_differ(student, fu
     assert f"{written} is written on this line, where the inputs have {actual}" in message, message
     assert "self.num_way" in message and "argmax" not in message and "keepdims" not in message, message
     assert f"maml.py line {line_of(lines, 'return', after=f'def {function}')}" in message, message
+
+
+def test_a_gradient_taken_with_respect_to_the_meta_parameters_is_named(student):
+    """The second step's loss comes from adapted tensors, so its gradient w.r.t. the variables is None."""
+    sandbox, lines = student
+    message = failure(sandbox, probes.run, function="steps_on_theta", images=images(),
+                      labels=np.arange(6, dtype=np.int32) % 3, num_way=3)
+    assert "tape.gradient(loss, self.meta_parameters) differentiates with respect to the meta-parameters" \
+        in message, message
 
 
 def test_a_label_beyond_the_classes_of_the_logits_names_the_number_of_classes(student):
