@@ -289,6 +289,16 @@ def _bytecode_cache() -> Path | None:
     return bytecode.cache()
 
 
+def code_digest(folder: Path) -> str:
+    """sha256 of the student's files (``STUDENT_FILES``, name and content) in ``folder``: what grading seeds are
+    keyed on (``instructor/autograder/tests/seeds.py``)."""
+    digest = hashlib.sha256()
+    for name in STUDENT_FILES:
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 class Sandbox:
     """One student's code in a worker process; see the module docstring.
 
@@ -319,7 +329,7 @@ class Sandbox:
         self.forgiven = 0  # stops that do not count against max_starts: another worker's turn, a recycle, a
         # time limit (the time budget governs time; max_starts is there for code that keeps crashing the worker)
         self.label = ""  # the check running now (set by the plugin), for messages
-        self.code_digest = ""  # sha256 of the student's files as handed in (_build): what grading seeds are keyed on
+        self.code_digest = ""  # ``code_digest`` of the student's files as copied in (_build), before any ran
         self.notes: dict = {}
         self.peaks: list[int] = []  # peak resident memory of every worker started (bytes, sampled)
         self._over_memory = 0  # the watchdog killed the current worker at this resident memory
@@ -357,12 +367,10 @@ class Sandbox:
         self.workspace.mkdir()
         (self.scratch / "tmp").mkdir(parents=True)
         self.scratch.chmod(0o700)
-        digest = hashlib.sha256()
         for name in STUDENT_FILES:  # a missing one is reported by the probes that import it
             if (student_dir / name).is_file():
                 shutil.copyfile(student_dir / name, self.workspace / name)
-                digest.update(name.encode() + b"\0" + (self.workspace / name).read_bytes() + b"\0")
-        self.code_digest = digest.hexdigest()
+        self.code_digest = code_digest(self.workspace)
         for name in SCAFFOLD_FILES:
             if (ROOT / name).is_file():
                 shutil.copyfile(ROOT / name, self.workspace / name)
@@ -704,6 +712,7 @@ class InProcessSandbox:
             raise SandboxError(f"without a process sandbox only the code in {ROOT} can be tested, not {student_dir}")
         self.limits = Limits()
         self.starts = 0
+        self.code_digest = code_digest(ROOT)
         self.notes = {"account": "the grader's own process (no process sandbox on this system; the autograder "
                                  "isolates your code)", "network": "not isolated", "own_uid": False}
 

@@ -13,10 +13,10 @@ meta-parameters, with the reference's inner loop, in the reference worker
 early). Training starts from an initialisation the grader draws for this
 grading (``seeds``: keyed on the course's secret and the student's code, so no
 file the student's code reads holds it and the same code gets the same one at
-every grading; passed as ``python maml.py --seed`` passes its own), and before measuring anything the grader checks that the
-returned weights can be reached from it by the Adam steps it asked for
-(``adam_reach``): weights made before the grading, e.g. embedded in maml.py,
-score 0. Training and judging are separate phases because only one
+every grading; passed as ``python maml.py --seed`` passes its own), and before
+measuring anything the grader checks that the returned weights can be reached
+from it by the Adam steps it asked for (``adam_reach``): weights made before
+the grading, e.g. embedded in maml.py, score 0. Training and judging are separate phases because only one
 TensorFlow process is alive at a time (``conftest.py``).
 
 Transfer: the student's ``transfer_learn`` adapts a head to each of 100
