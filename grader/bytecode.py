@@ -69,11 +69,10 @@ def _only_ours(folder: Path) -> bool:
     return True
 
 
-def warm(folder: Path) -> None:
-    """Compiles ``WARM_IMPORTS`` and what they import into ``folder`` (once: a marker says it was done)."""
+def warm(folder: Path, marker: Path) -> None:
+    """Compiles ``WARM_IMPORTS`` and what they import into ``folder`` (once: ``marker`` says it was done)."""
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two graders starting at once: one compiles, the other waits
-        marker = folder / warm_marker()
         if marker.exists():
             return
         code = "; ".join(f"import {name}" for name in WARM_IMPORTS)
@@ -94,8 +93,9 @@ def cache(folder: Path | None = None) -> Path | None:
             folder.chmod(0o755)
         if not _only_ours(folder):
             return None
-        if not (folder / warm_marker()).exists():
-            warm(folder)
+        marker = folder / warm_marker()
+        if not marker.exists():
+            warm(folder, marker)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return folder

@@ -42,7 +42,6 @@ If the worker dies, hangs or sends garbage, the call raises
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 import os
@@ -61,7 +60,7 @@ from pathlib import Path
 
 from grader import budget, bytecode, container, wire, worker
 from grader.failures import SandboxError, StudentFailure, StudentTimeout, describe_failure
-from grader.files import GRADER_DIR, ROOT, STUDENT_FILES, file_digests
+from grader.files import GRADER_DIR, ROOT, STUDENT_FILES, file_digests, sha256
 
 SCAFFOLD_FILES = ("load_data.py", "settings.py", "runs.py", "scaffold.py", "training.py")  # provided: the grader's copy
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from grader import worker; "
@@ -290,13 +289,10 @@ def _bytecode_cache() -> Path | None:
 
 
 def code_digest(folder: Path) -> str:
-    """sha256 of the student's files (``STUDENT_FILES``, name and content) in ``folder``: what grading seeds are
-    keyed on (``instructor/autograder/tests/seeds.py``)."""
-    digest = hashlib.sha256()
-    for name in STUDENT_FILES:
-        if (folder / name).is_file():
-            digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
-    return digest.hexdigest()
+    """sha256 of the student's files (``STUDENT_FILES``: their names and ``file_digests``) in ``folder``: what
+    grading seeds are keyed on (``instructor/autograder/tests/seeds.py``)."""
+    digests = file_digests(*(folder / name for name in STUDENT_FILES), root=folder)
+    return sha256(json.dumps(digests, sort_keys=True).encode())
 
 
 class Sandbox:

@@ -88,9 +88,7 @@ def independence(inputs: dict) -> dict:
         if not _is_result(result, 2):
             return {"result": result}
         phis.append(result[0])
-    same = sorted(model.meta_parameters) == sorted(built) and all(
-        model.meta_parameters[name] is variable for name, variable in built.items())
-    return {"result": None, "losses": losses, "same_variables": same,
+    return {"result": None, "losses": losses, "same_variables": bool(compare.same_variables(model, built)),
             "meta_parameters": dict(model.meta_parameters),
             "phi_train": phis[0], "phi_again": phis[1], "phi_eval": phis[2]}
 
