@@ -172,8 +172,8 @@ def summary(rows: list[Row], seconds: float, width: int = 100) -> str:
     lines.append("  " + "-" * (width - 2))
     counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in STATUSES if any(r.status == s for r in rows))
     graded = sorted(r.score - r.extra_credit for r in rows if r.status == "graded")
-    spread = (f"; graded scores without extra credit: mean {sum(graded) / len(graded):.2f}, median {graded[len(graded) // 2]:g}, "
-              f"min {graded[0]:g}, max {graded[-1]:g}") if graded else ""
+    spread = (f"; graded scores without extra credit: mean {sum(graded) / len(graded):.2f}, "
+              f"median {graded[len(graded) // 2]:g}, min {graded[0]:g}, max {graded[-1]:g}") if graded else ""
     lines.append(f"  {len(rows)} submissions in {seconds:.0f} s: {counts}{spread}")
     return "\n".join(lines)
 

@@ -329,7 +329,8 @@ def verdict(entry: Entry, results: Results) -> Verdict:
 
 def shares(catalogue: list[Entry], source_of: Callable[[Entry], str]) -> str:
     """A markdown table: how many buggy entries are named by a hint, structurally, or not at all."""
-    rows = {"known mistakes (a hint or a diagnosis was written with each in view)": [e for e in catalogue if e.buggy and not e.unseen],
+    rows = {"known mistakes (a hint or a diagnosis was written with each in view)":
+            [e for e in catalogue if e.buggy and not e.unseen],
             "mistakes in no list (`UNSEEN`)": [e for e in catalogue if e.buggy and e.unseen]}
     rows["all"] = [e for e in catalogue if e.buggy]
     lines = ["| buggy entries | named by a hint | named by a structural diagnosis | not named (generic or wrong) |",
