@@ -59,5 +59,14 @@ def test_the_bundle_grades_with_the_instructors_key(monkeypatch):
     files = bundle.bundle_files(build.build_handout(ROOT, allow_missing=True), ROOT)
     assert files[f"source/{bundle.SEED_KEY}"] == seeds.key() == (ROOT / bundle.SEED_KEY).read_bytes()
     assert os.path.relpath(seeds.KEY_FILE, ROOT) == bundle.SEED_KEY
-    assert "instructor/autograder/seed.key" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "instructor/grading-seed.key" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_making_the_key_during_a_grading_does_not_read_as_tampering():
+    """A fresh clone has no key: the first grading makes it, and the tamper check must not see that as the
+    grader's files changing (every check would score 0). So the key lies outside what it watches."""
+    from grader import runner
+
+    watched = [ROOT / top for top in runner.WATCHED]
+    assert not [top for top in watched if seeds.KEY_FILE == top or top in seeds.KEY_FILE.parents]
 

@@ -45,7 +45,7 @@ AUTOGRADER_FILES = ("instructor/__init__.py", "instructor/autograder/**/*")
 # student's worker): instructor/autograder/tests/reference.py imports them from here.
 REFERENCE_DIR = "instructor/autograder/reference"
 REFERENCE_FILES = ("maml.py", "maml_transfer.py")
-SEED_KEY = seeds.KEY_FILE.relative_to(seeds.KEY_FILE.parents[2]).as_posix()  # instructor/autograder/seed.key
+SEED_KEY = seeds.KEY_FILE.relative_to(seeds.KEY_FILE.parents[1]).as_posix()  # instructor/grading-seed.key
 
 SETUP_SH = """\
 #!/usr/bin/env bash
