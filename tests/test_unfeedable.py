@@ -16,6 +16,12 @@ same checks in ``test_grading_training.py``.
   stack. When the grader's probe passed the real query sets this reached
   89.5 % against the reference's 81.4 %; now the query sets it is given are
   its support sets again and the real ones never reach its process.
+* The efficiency check's clock and tasks: a step slowed down in a process
+  whose clock stands still, and a step that skips its work when compiled (as
+  the timing harness runs it). While the harness timed the steps with the
+  clock of the student's process, on the fixture's own tasks, both passed
+  (a ratio of 0); now the calls are timed from the grader's process, on new
+  tasks, against the reference's gradient on them.
 """
 
 from __future__ import annotations
@@ -85,6 +91,42 @@ def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rat
     return _honest_transfer_learn(frozen, (images, labels, task[2], task[3]), num_way, num_steps, learning_rate)
 '''
 
+SLOW_STEP_STOPPED_CLOCK = '''
+
+# ---- attack: a slow training step, timed by a clock that stands still in this process
+import time as _time
+
+_honest_outer_loop = MAML.outer_loop
+
+
+def _slow_outer_loop(self, task_batch, train):
+    loss, *rest = _honest_outer_loop(self, task_batch, train)
+    pause = tf.py_function(lambda: _time.sleep(0.25) or 0.0, [], tf.float32)
+    return (loss + 0.0 * tf.cast(pause, loss.dtype), *rest)
+
+
+MAML.outer_loop = _slow_outer_loop
+_time.perf_counter = lambda: 0.0
+_time.time = lambda: 0.0
+'''
+
+
+SKIPPED_WORK = '''
+
+# ---- attack: when compiled (as a timing harness runs it), skip the work and return what costs nothing
+_honest_outer_loop = MAML.outer_loop
+
+
+def _outer_loop_skipped_when_compiled(self, task_batch, train):
+    if tf.executing_eagerly():
+        return _honest_outer_loop(self, task_batch, train)
+    nothing = 0.0 * tf.add_n([tf.reduce_sum(value) for value in self.meta_parameters.values()])
+    return nothing, tf.zeros([self.num_inner_steps + 1], nothing.dtype), nothing
+
+
+MAML.outer_loop = _outer_loop_skipped_when_compiled
+'''
+
 
 @pytest.fixture(scope="module")
 def handout() -> build.Handout:
@@ -117,3 +159,23 @@ def test_a_head_trained_on_the_query_labels_it_can_find_gains_nothing(handout, t
     mean = float(re.search(r"Your heads give ([\d.]+) %", test.message)[1])
     # the reference gives 81.4 % +- 1.5 (the grader's docstring), the attack with the real query labels gave 89.5 %
     assert mean < 85.0, test.message
+
+
+def test_the_efficiency_check_times_steps_with_the_graders_clock(handout, tmp_path, omniglot):
+    student = write_attack(handout, tmp_path, {"maml.py": SLOW_STEP_STOPPED_CLOCK})
+    results, output = runner.run_tests([HIDDEN / "test_efficiency.py"], student_dir=student)
+    [test] = results.tests
+    assert not results.flagged and not results.problems, table(results) + output[-3000:]
+    mine = re.search(r"\(([\d.]+) ms vs ([\d.]+) ms per step", test.message)
+    assert mine, test.message  # a stopped clock in the student's process gave 0 ms: now its 0.25 s pauses count
+    assert float(mine[1]) >= 250 + float(mine[2]) * 0.5, test.message
+
+
+def test_a_step_that_skips_its_work_when_compiled_is_not_timed(handout, tmp_path, omniglot):
+    student = write_attack(handout, tmp_path, {"maml.py": SKIPPED_WORK})
+    results, output = runner.run_tests([HIDDEN / "test_efficiency.py"], student_dir=student)
+    [test] = results.tests
+    assert test.status == "failed" and not results.flagged, table(results) + output[-3000:]
+    assert re.search(r"Not timed: on the tasks it was timed on, your training step does not compute what the "
+                     r"reference's does \(its gradient of '\w+' differs from the reference's", test.message), \
+        test.message

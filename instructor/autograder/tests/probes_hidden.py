@@ -12,7 +12,6 @@ train in chunks and judge the weights after each chunk in its own process.
 from __future__ import annotations
 
 import functools
-import time
 import warnings
 
 from grader import compare
@@ -93,21 +92,32 @@ def independence(inputs: dict) -> dict:
             "phi_train": phis[0], "phi_again": phis[1], "phi_eval": phis[2]}
 
 
-def training_step_seconds(module, inputs: dict, repeats: int) -> dict:
-    """Seconds of ``repeats`` compiled training steps (outer_loop under a tape, and its gradient).
+def training_steps(module, inputs: dict, repeats: int) -> dict:
+    """``repeats`` compiled training steps (outer_loop under a tape, and its gradient) on the tasks of ``inputs``.
 
-    The same harness times the student's code here and the reference in the
-    grader's process (``test_efficiency``). The first call for a module builds
-    the model and traces the graph (not timed); later calls reuse them. If the
-    code cannot be traced it runs eagerly (as the scaffold's ``GraphOrEager``
-    would) and ``eager`` says so.
+    What the efficiency check times, from the grader's process: a clock in this
+    process could be changed by the code it times. Every call brings tasks the
+    code has not seen (``test_efficiency.timing_tasks``), and the grader
+    compares the gradient returned with the reference's on the same tasks, so
+    a step that skips its work, or returns what it remembers, gives itself
+    away. The same harness runs the reference in the grader's reference worker.
+
+    The first call for a module builds the model from ``inputs``' parameters
+    and traces the graph; later calls reuse them (same shapes: no retracing).
+    If the code cannot be traced it runs eagerly (as the scaffold's
+    ``GraphOrEager`` would) and ``eager`` says so.
+
+    Returns:
+        gradient: {name: float64 array or None}, the last step's gradient of the
+        meta-parameters; eager: whether the steps ran eagerly.
     """
+    import numpy as np
     import tensorflow as tf
 
     key = f"timing:{module.__name__}"
+    tasks = _tasks(inputs)
     if key not in _RUNS:
         model = compare.maml_from_fixture(module, inputs, first_order=True)
-        tasks = _tasks(inputs)
 
         def step(batch):
             with tf.GradientTape() as tape:
@@ -119,20 +129,19 @@ def training_step_seconds(module, inputs: dict, repeats: int) -> dict:
             compiled(tasks)
         except Exception:  # noqa: BLE001 - cannot be traced: time it eagerly, as training would run it
             compiled, eager = step, True
-            compiled(tasks)
-        _RUNS[key] = {"step": compiled, "tasks": tasks, "eager": eager}
+        _RUNS[key] = {"step": compiled, "eager": eager}
     run = _RUNS[key]
-    seconds = []
+    gradient = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run["step"](run["tasks"])
-        seconds.append(time.perf_counter() - start)
-    return {"seconds": seconds, "eager": run["eager"]}
+        gradient = run["step"](tasks)
+    return {"gradient": {name: None if value is None else np.asarray(value, np.float64)
+                         for name, value in dict(gradient).items()},
+            "eager": run["eager"]}
 
 
 def time_outer_loop(inputs: dict, repeats: int) -> dict:
-    """``training_step_seconds`` of the student's MAML."""
-    return training_step_seconds(student_module("maml"), inputs, repeats)
+    """``training_steps`` of the student's MAML."""
+    return training_steps(student_module("maml"), inputs, repeats)
 
 
 # ------------------------------------------------------------------ transfer_learn on a fixture

@@ -1,16 +1,23 @@
 """Efficiency (reported): a training step with the student's outer_loop vs the reference's, same run.
 
-Both are timed with the same harness (``probes_hidden.training_step_seconds``:
-a compiled step of outer_loop under a tape and its gradient, on the hidden
-fixture, trace excluded): the student's in the sandbox, the reference's in the
-reference worker, best of ``ROUNDS * REPEATS`` each. They run one after the
-other, not in alternating rounds, since only one TensorFlow process is alive
-at a time (``conftest.py``); the grading container runs nothing else. The ratio is reported; beyond
-``BOUND`` the check fails with advice. It is worth ``EFFICIENCY_POINTS`` (0: a
-report that costs nothing; set it to make slow code cost points, and subtract
-them from another check so the total stays the assignment's).
+Both run in the same harness (``probes_hidden.training_steps``: compiled steps
+of outer_loop under a tape and its gradient, trace excluded), the student's
+in the sandbox, the reference's in the reference worker, one after the other
+(only one TensorFlow process is alive at a time, ``conftest.py``; the grading
+container runs nothing else). Both are timed by this process's clock around
+each call: code in the sandbox could change its own clock. Every call brings
+tasks of the fixture's shapes that neither has seen (``timing_tasks``: random
+images and label orders drawn from the grading seed), and the student's steps
+must return the reference's gradient on the same tasks: a step that skips its
+work, or returns what it remembers, is not timed against the reference but
+reported as not computing the same thing. Best of ``ROUNDS`` calls of
+``REPEATS`` steps each, per step. The ratio is reported; beyond ``BOUND`` the
+check fails with advice. It is worth ``EFFICIENCY_POINTS`` (0: a report that
+costs nothing; set it to make slow code cost points, and subtract them from
+another check so the total stays the assignment's).
 
-Measured on 2 cores: the catalogue's correct implementations take 0.95x to
+Measured on 2 cores with a clock inside each process (before these calls were
+timed from outside): the catalogue's correct implementations took 0.95x to
 1.6x the reference's time (the reference against itself 1.0x to 1.6x: the two
 processes time with some noise), one with a tape and a forward pass per
 parameter 2.2x (the graph optimiser merges the repeated forward passes, as it
@@ -22,12 +29,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from grader import budget, compare
 from grader.plugin import Parts, points
 
-from . import probes_hidden, reference
+from . import probes_hidden, reference, seeds
 from .conftest import FIXTURES, student_work
 
 PROBLEM = "FO-MAML implementation"  # the part of the assignment these points count for (README, Grading)
@@ -38,8 +46,12 @@ ROUNDS, REPEATS = 3, 5
 
 def verdict(ratio: float, eager: bool, student_seconds: float, reference_seconds: float) -> tuple[bool, str]:
     """(within the bound, the sentence for the student)."""
-    text = (f"A training step with your outer_loop took {ratio:.2g}x the reference's time "
-            f"({1000 * student_seconds:.3g} ms vs {1000 * reference_seconds:.3g} ms, best of {ROUNDS * REPEATS}, "
+    def number(value: float, digits: int) -> str:  # 1.6, 41, 56.6, 1234: never 1.2e+03
+        return f"{value:.{digits}g}" if value < 10 ** (digits - 1) else f"{value:.0f}"
+
+    text = (f"A training step with your outer_loop took {number(ratio, 2)}x the reference's time "
+            f"({number(1000 * student_seconds, 3)} ms vs {number(1000 * reference_seconds, 3)} ms per step, "
+            f"best of {ROUNDS} calls of {REPEATS} steps, "
             f"{'eagerly: it could not run as a tf.function' if eager else 'compiled'}; bound {BOUND:g}x).")
     if ratio <= BOUND:
         return True, text
@@ -47,30 +59,77 @@ def verdict(ratio: float, eager: bool, student_seconds: float, reference_seconds
                    "tape.gradient call per parameter, Python loops over examples, or .numpy() conversions.")
 
 
+def timing_tasks(fixture: dict, seed: int, count: int) -> list[dict]:
+    """``count`` copies of the fixture's inputs, each with new tasks of the same shapes: random images and a
+    random order of the labels in every task, drawn from ``seed``. Parameters and settings stay the fixture's."""
+    rng = np.random.default_rng(seed)
+    rounds = []
+    for _ in range(count):
+        fresh = dict(fixture)
+        for part in ("images_support", "images_query"):
+            fresh[part] = rng.integers(0, 256, np.shape(fixture[part]), dtype=np.uint8)
+        for part in ("labels_support", "labels_query"):
+            fresh[part] = rng.permuted(fixture[part], axis=-1)
+        rounds.append(fresh)
+    return rounds
+
+
+def timed(worker, probe, rounds: list[dict], allowance: float | None = None) -> dict:
+    """``probe`` called once per round, in ``worker``: the first call builds and traces (not timed), the
+    others run ``REPEATS`` steps each, timed here.
+
+    Returns:
+        seconds: per step, of each timed call; gradients: what each call returned; eager: any ran eagerly.
+    """
+    started = time.monotonic()
+    seconds, gradients, eager = [], [], False
+    for index, inputs in enumerate(rounds):
+        timeout = None if allowance is None else max(allowance - (time.monotonic() - started), 1.0)
+        repeats = REPEATS if index else 1
+        before = time.monotonic()
+        out = worker.call(probe, {"inputs": inputs, "repeats": repeats}, timeout=timeout)
+        if index:
+            seconds.append((time.monotonic() - before) / repeats)
+        gradients.append(out["gradient"])
+        eager = eager or bool(out["eager"])
+    return {"seconds": seconds, "gradients": gradients, "eager": eager}
+
+
+def differs(actual: list[dict], expected: list[dict]) -> str:
+    """"" when the student's gradient of every round is the reference's (``compare.RTOL``), else what differs."""
+    for mine, theirs in zip(actual, expected):
+        for name, value in theirs.items():
+            got = mine.get(name) if isinstance(mine, dict) else None
+            if got is None or np.shape(got) != np.shape(value):
+                return f"its gradient of '{name}' is {'missing' if got is None else f'of shape {np.shape(got)}'}"
+            error = compare.relative_error(np.asarray(got, np.float64), value, value)
+            if not error <= compare.RTOL:  # NaN too
+                return f"its gradient of '{name}' differs from the reference's: relative error {error:.3g}"
+    return ""
+
+
 @student_work("timing")
 def _timing(student) -> dict:
-    inputs = compare.inputs(FIXTURES["maml_hidden"])
-    seconds, eager = [], False
-    allowance, started = budget.share("timing"), time.monotonic()
-    for _ in range(ROUNDS):
-        out = student.call(probes_hidden.time_outer_loop, {"inputs": inputs, "repeats": REPEATS},
-                           timeout=max(allowance - (time.monotonic() - started), 1.0))
-        seconds += [float(s) for s in out["seconds"]]
-        eager = eager or bool(out["eager"])
+    rounds = timing_tasks(compare.inputs(FIXTURES["maml_hidden"]), seeds.seed("timing", student.code_digest),
+                          ROUNDS + 1)
+    run = timed(student, probes_hidden.time_outer_loop, rounds, budget.share("timing"))
     student.call(probes_hidden.forget, {"kind": "timing:maml"})
-    return {"seconds": seconds, "eager": eager}
+    return {**run, "rounds": rounds}
 
 
 @points(EFFICIENCY_POINTS)
 @pytest.mark.student_work("timing")
-def test_outer_loop_efficiency(student_runs, reference_worker, maml_hidden):
+def test_outer_loop_efficiency(student_runs, reference_worker):
     """efficiency: training step time with your outer_loop vs the reference (reported)"""
     mine = student_runs["timing"].get()
-    inputs = compare.inputs(maml_hidden)
-    theirs = []
-    for _ in range(ROUNDS):
-        theirs += reference_worker.call(reference.training_step_seconds, {"inputs": inputs, "repeats": REPEATS})["seconds"]
-    ok, message = verdict(min(mine["seconds"]) / min(theirs), mine["eager"], min(mine["seconds"]), min(theirs))
+    theirs = timed(reference_worker, reference.training_steps, mine["rounds"])
+    difference = differs(mine["gradients"], theirs["gradients"])
+    if difference:
+        raise AssertionError(f"Not timed: on the tasks it was timed on, your training step does not compute what "
+                             f"the reference's does ({difference}; tolerance {compare.RTOL:g}), and the time of "
+                             f"another computation says nothing. The checks of outer_loop say what differs.")
+    ok, message = verdict(min(mine["seconds"]) / min(theirs["seconds"]), mine["eager"], min(mine["seconds"]),
+                          min(theirs["seconds"]))
     if not ok:
         raise AssertionError(message)
     parts = Parts()
