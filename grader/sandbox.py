@@ -721,7 +721,7 @@ class InProcessSandbox:
             for part in name.split("."):
                 probe = getattr(probe, part)
         self.starts = 1
-        worker.seed_random_state()  # the random state a worker gives every probe
+        worker.seed_unless_continued(f"{probe.__module__}:{probe.__qualname__}", probe)  # as a worker does
         try:
             result = probe(**(args or {}))
         except (Exception, SystemExit) as error:  # noqa: BLE001 - the student's failures become messages

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+from grader.worker import continues_random_state
+
 
 def run(function: str, **kwargs):
     """``maml.<function>(**kwargs)``, the module imported as the real probes do (messages included)."""
@@ -31,3 +33,10 @@ def draw() -> list[float]:
     import tensorflow as tf
 
     return [random.random(), *np.random.rand(2), *tf.random.uniform([2]).numpy(), *tf.random.normal([2]).numpy()]
+
+
+@continues_random_state
+def draw_in_parts() -> list[float]:
+    """``draw``, as a probe whose consecutive calls are one run in parts (training in chunks)."""
+    return draw()
+

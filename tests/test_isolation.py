@@ -107,6 +107,20 @@ def test_the_first_call_in_a_fresh_worker_draws_the_same_random_numbers_as_every
     assert first == second and len(set(first)) == len(first)
 
 
+def test_a_run_in_parts_continues_its_random_state_and_a_new_run_starts_from_the_seed(tmp_path):
+    """A probe marked ``continues_random_state`` (training in chunks) draws on where its previous call left
+    off, as one longer call would, instead of seeding again (which makes TensorFlow instantiate every
+    compiled function again); any other call in between starts the next run from the seed."""
+    with make_sandbox(tmp_path, "", replace(QUICK, call_seconds=120.0, total_seconds=300.0)) as sandbox:
+        seeded = sandbox.call(probes.draw)
+        first, second = (sandbox.call(probes.draw_in_parts) for _ in range(2))
+        sandbox.call(probes.draw)
+        again = sandbox.call(probes.draw_in_parts)
+        assert sandbox.starts == 1
+    seeded, first, second, again = ([float(x) for x in numbers] for numbers in (seeded, first, second, again))
+    assert first == seeded == again and not set(second) & set(first)
+
+
 def test_a_hang_is_stopped_and_the_next_call_gets_a_fresh_process(tmp_path):
     code = """
         def hang():

@@ -16,6 +16,7 @@ import warnings
 
 from grader import compare
 from grader.probes import student_module
+from grader.worker import continues_random_state
 
 _RUNS: dict[str, dict] = {}  # training runs in this process, by kind
 
@@ -139,6 +140,7 @@ def training_steps(module, inputs: dict, repeats: int) -> dict:
             "eager": run["eager"]}
 
 
+@continues_random_state
 def time_outer_loop(inputs: dict, repeats: int) -> dict:
     """``training_steps`` of the student's MAML."""
     return training_steps(student_module("maml"), inputs, repeats)
@@ -232,6 +234,7 @@ def _sampler(split: str, seed: int, num_way: int, num_support: int, num_query: i
                                  num_query, seed=seed)
 
 
+@continues_random_state
 def train(kind: str, settings: dict, iterations: int, validate: dict | None = None) -> dict:
     """Trains the student's MAML (or MAMLPlusPlus) ``iterations`` more outer steps; returns its weights.
 
@@ -290,6 +293,7 @@ def forget(kind: str) -> None:
     gc.collect()
 
 
+@continues_random_state
 def transfer_heads(frozen: dict, tasks: list, num_way: int, num_steps: int, learning_rate: float) -> dict:
     """The student's transfer_learn on every task, with the grader's frozen features.
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.files import ROOT  # the handout folder (the bundle's source/)
+from grader.worker import continues_random_state
 
 BUNDLED = Path(__file__).resolve().parent.parent / "reference"
 PRETRAIN_STEPS = 200  # minibatches of the reference's pre-training behind the transfer training check
@@ -192,6 +193,7 @@ def head_accuracies(frozen: dict, tasks: dict, heads: list) -> dict:
     return {"accuracies": np.array(accuracies)}
 
 
+@continues_random_state
 def training_steps(inputs: dict, repeats: int) -> dict:
     """The reference's ``outer_loop`` in the harness the student's is timed with (``probes_hidden``)."""
     from instructor.autograder.tests import probes_hidden
