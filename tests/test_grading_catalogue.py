@@ -126,6 +126,9 @@ def test_the_efficiency_verdict_reports_the_ratio_and_advises_beyond_the_bound()
 
     ok, message = test_efficiency.verdict(1.2, False, 0.0096, 0.008)
     assert ok and message.startswith("A training step with your outer_loop took 1.2x the reference's time")
-    assert "(9.6 ms vs 8 ms, best of 15, compiled; bound 4x)" in message
+    assert "(9.6 ms vs 8 ms per step, best of 3 calls of 5 steps, compiled; bound 4x)" in message
     ok, message = test_efficiency.verdict(41.0, True, 0.335, 0.00821)
     assert not ok and "eagerly: it could not run as a tf.function" in message and ".numpy()" in message
+    assert "took 41x the reference's time (335 ms vs 8.21 ms per step" in message
+    assert "took 152x the reference's time (1248 ms vs 8.21 ms" in test_efficiency.verdict(152.0, False, 1.248,
+                                                                                             0.00821)[1]
