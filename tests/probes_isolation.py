@@ -39,4 +39,3 @@ def draw() -> list[float]:
 def draw_in_parts() -> list[float]:
     """``draw``, as a probe whose consecutive calls are one run in parts (training in chunks)."""
     return draw()
-
