@@ -167,8 +167,10 @@ def test_the_efficiency_check_times_steps_with_the_graders_clock(handout, tmp_pa
     [test] = results.tests
     assert not results.flagged and not results.problems, table(results) + output[-3000:]
     mine = re.search(r"\(([\d.]+) ms vs ([\d.]+) ms per step", test.message)
-    assert mine, test.message  # a stopped clock in the student's process gave 0 ms: now its 0.25 s pauses count
-    assert float(mine[1]) >= 250 + float(mine[2]) * 0.5, test.message
+    # A stopped clock in the student's process gave 0 ms. Each step sleeps at least 0.25 s (time.sleep's
+    # guarantee), so a clock the student cannot stop reads at least 250 ms per step on any machine at any load.
+    assert mine, test.message
+    assert float(mine[1]) >= 250, test.message
 
 
 def test_a_step_that_skips_its_work_when_compiled_is_not_timed(handout, tmp_path, omniglot):
