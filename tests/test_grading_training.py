@@ -5,9 +5,10 @@ solutions, and real runs of the assignment's commands, shortened so CI stays
 quick (FO-MAML 20 iterations, 83.4 %; MAML++ 40 iterations, since at 20 it
 measured 80.0 %, on the target; pre-training: 2 epochs, ~90 %) but still above the targets (80 %,
 85 %); the runs are deterministic. The real grader then grades it with every public and hidden
-test, training and efficiency included: full marks, the FO-MAML training check
-stopping early at a validation (from the initialisation the grader draws for
-the grading).
+test, training and efficiency included: full marks from every check whose verdict
+is not a timing (the efficiency check must have timed the step), the FO-MAML
+training check stopping early at a validation (from the initialisation the
+grader draws for the grading).
 
 The same submission, zipped, is graded in the container the bundle's
 instructions name (``bundle.GRADESCOPE_SETTINGS``), inside ``gradescope-box``
@@ -90,12 +91,16 @@ def complete_submission(handout, tmp_path_factory, omniglot) -> Path:
 def test_the_reference_with_its_runs_gets_full_marks_from_every_check(complete_submission):
     results, output = runner.run_tests([runner.PUBLIC_TESTS, HIDDEN], student_dir=complete_submission)
     assert results.tests and not results.problems, output[-3000:]
-    assert all(t.status == PASSED and t.points == t.max_points for t in results.tests), table(results)
     messages = {t.name: t.message for t in results.tests}
+    # The efficiency verdict is a ratio of two timings (the reference against itself measured 1.1x, bound 4x):
+    # this test asserts that it was timed, not how fast (test_grading_catalogue checks the verdict's rule).
+    [efficiency] = [n for n, m in messages.items() if "training step with your outer_loop took" in m]
+    assert re.search(r"took [\d.]+x the reference's time \([\d.]+ ms vs [\d.]+ ms per step", messages[efficiency])
+    assert all(t.status == PASSED and t.points == t.max_points for t in results.tests if t.name != efficiency), \
+        table(results)
     training = next(m for n, m in messages.items() if n.startswith("FO-MAML trained by your code"))
     # stopped early, at a validation (the first, for most of the initialisations the grader draws)
     assert re.search(r"after \d*[02468]0 iterations \(target 80\.0 %", training), training
-    assert any("training step with your outer_loop took" in m for m in messages.values())
     assert any(n.startswith("your submitted FO-MAML weights") and "Your weights give" in m for n, m in messages.items())
 
 
