@@ -14,8 +14,9 @@ installed packages the student's code uses (``WARM_IMPORTS``; no student code,
 no grader test). In the student's filesystem view it is bound read-only
 (``grader.mounts``). Python checks each compiled file against its source's
 size and time, so a package upgraded later is compiled in memory, never
-misread. A worker that runs as the grader's own user (``GRADER_USER=never``,
-or a grader that is not root) could write here, but it could as well write the
+misread. A worker that runs as the grader's own user without the view
+(``GRADER_USER=never``, or a grader that is not root where the system gives it
+no user namespace) could write here, but it could as well write the
 ``__pycache__`` folders the grader's own processes read: that set-up is
 trusted with the code it grades either way. ``GRADER_BYTECODE_CACHE`` names the folder (the autograder's
 ``setup.sh`` warms one in ``/opt/autograder`` when the image is built);

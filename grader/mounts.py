@@ -1,7 +1,8 @@
-"""The student's own view of the filesystem: a mount namespace and a new root (Linux, as root; standard library only).
+"""The student's own view of the filesystem: a mount namespace and a new root (Linux; standard library only).
 
 ``enter_view`` runs in the worker (``grader.worker.harden``) before any student
-code is imported and before the worker drops root. It moves the process into
+code is imported and before the worker drops root (the host's, or that of a
+user namespace of its own when the grader is not root). It moves the process into
 a new mount namespace, builds a root folder on a small tmpfs that holds only:
 
 * read-only: the system's programs and libraries (``/usr``, ``/lib*``,

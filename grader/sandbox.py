@@ -19,12 +19,14 @@ the student's code files, ``load_data.py`` and the grader's Python modules
 (``Limits``): time per call and in total, memory (address space), CPU time,
 size of written files, printed output (kept: the first and last
 ``output_bytes / 2``; the rest is counted and dropped), processes, and size
-of the answers. The worker also cuts itself off the network and, when the
-grader runs as root, enters a filesystem view of its own (``grader/mounts.py``)
-and switches to a uid of its own (see ``grader/worker.py``); as root it also
-runs in a PID namespace of its own (``process_namespace``: all it started ends
-with it) and a cgroup of its own (``grader.container.Group``: memory and
-processes of the whole tree). ``notes`` says what was achieved on this machine.
+of the answers. The worker also cuts itself off the network, enters a
+filesystem view of its own (``grader/mounts.py``) and runs in a PID namespace
+of its own (``process_namespace``: all it started ends with it); as root it
+then switches to a uid of its own (see ``grader/worker.py``) and joins a
+cgroup of its own (``grader.container.Group``: memory and processes of the
+whole tree), and for a grader that is not root it does this as root of a user
+namespace of its own and then drops every capability. ``notes`` says what was
+achieved on this machine.
 
 One TensorFlow at a time: a grading container may have room for one
 TensorFlow process only (Gradescope's default: 768 MB), so starting a worker
@@ -101,8 +103,8 @@ class Limits:
             "never": it runs as the grader's own user, root included (only for one's own code; see
             ``grader.worker.harden``).
         isolate_network: cut the worker off the network where the OS allows.
-        own_view: as root, give the worker a view of the filesystem of its own where the OS allows
-            (``grader.mounts``); False shows what the other protections do without it.
+        own_view: give the worker a view of the filesystem of its own where the OS allows (as root, or in a
+            user namespace; ``grader.mounts``); False shows what the other protections do without it.
         exclusive: starting a worker stops every other worker of this process (one TensorFlow at a time).
         resident_bytes: resident memory of the worker's process tree; 0: derived from the container, see
             ``grader.container`` and ``resident_limit``; negative: none. A worker above it is killed and the
@@ -240,18 +242,38 @@ def process_namespace() -> tuple[list[str], str]:
     processes. (The worker itself is not the first process: that one ignores
     even SIGKILL sent from inside, so code that kills its own process would
     hang instead of ending.)
+
+    A grader that is not root does the same inside a user namespace of its own
+    (``--user --map-root-user``, where the system allows ordinary users one):
+    the worker starts as its root, which is the grader's user outside, builds
+    its filesystem view and drops every capability (``grader.worker.harden``).
     """
     tool = shutil.which("unshare")
+    command = ["--pid", "--fork", "--kill-child", "/bin/sh", "-c", '"$@"; exit $?', "sh"]
     if not sys.platform.startswith("linux"):
         why = sys.platform
-    elif os.geteuid() != 0:
-        why = "the grader is not root"
     elif tool is None:
         why = "no unshare command"
+    elif os.geteuid() == 0:
+        return [tool, *command], "a PID namespace of its own: all end with the worker"
+    elif _user_namespaces(tool):
+        return ([tool, "--user", "--map-root-user", *command],
+                "a PID namespace of its own, in a user namespace of its own (the grader is not root): all end "
+                "with the worker")
     else:
-        return ([tool, "--pid", "--fork", "--kill-child", "/bin/sh", "-c", '"$@"; exit $?', "sh"],
-                "a PID namespace of its own: all end with the worker")
+        why = "the grader is not root, and this system gives ordinary users no user namespace"
     return [], f"shared with the system ({why}): the grader ends the worker's process group, uid and marked ones"
+
+
+@functools.cache
+def _user_namespaces(tool: str) -> bool:
+    """Whether this user may start a process in a user and PID namespace of its own (e.g. Ubuntu 24.04's
+    AppArmor refuses ordinary users by default, as do many containers)."""
+    try:
+        return subprocess.run([tool, "--user", "--map-root-user", "--pid", "--fork", "true"], timeout=60,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _kill_marked(marker: bytes) -> int:
@@ -453,7 +475,7 @@ class Sandbox:
             "workspace": str(self.workspace), "scratch": str(self.scratch), "readable": self.readable,
             "view_root": str(self._view_root) if limits.own_view and not self.trusted else None,
             "bytecode": str(_bytecode_cache() or ""),
-            "pid_namespace": bool(self._namespace),
+            "pid_namespace": bool(self._namespace), "user_namespace": "--user" in self._namespace,
             "cgroups": [str(path) for path in self._group.paths] if self._group else [],
             "request_fd": request_read, "response_fd": response_write,
             "user": limits.user, "uid": self._uid, "gid": self._uid, "isolate_network": limits.isolate_network,

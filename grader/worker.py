@@ -13,7 +13,11 @@ imported, using only the standard library until then:
    tmpfs for its home folder and /tmp, nothing else), then a uid and gid of
    its own (no other process or file has them), no supplementary groups, and
    a check that root cannot be regained; where that uid could not read
-   Python, nothing runs (``refused``) unless GRADER_USER=never;
+   Python, nothing runs (``refused``) unless GRADER_USER=never. When the
+   grader is not root, it starts the worker as root of a user namespace of
+   its own (``grader.sandbox.process_namespace``), where it builds the same
+   view, then drops every capability: the student's code runs as the
+   grader's user, with no privilege, seeing only its view;
 4. ``PR_SET_PDEATHSIG``: it dies with the grader.
 
 Then it reports what it achieved (``hello``) and serves requests: each names a
@@ -38,7 +42,16 @@ import sys
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+CAPABILITY_VERSION_3 = 0x20080522  # linux/capability.h: two 32-bit words per set
+
+
+class _CapabilityHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapabilitySets(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
 def _libc():
@@ -111,6 +124,27 @@ def _unreadable_as(uid: int, gid: int, paths: list[str]) -> str | None:
         os.setegid(0)
 
 
+def _drop_capabilities() -> None:
+    """Drops every capability, for this process and anything it executes: root of a user namespace (uid 0
+    there, the grader's user outside) becomes an ordinary process that cannot leave its view (no chroot, no
+    mount) or gain a capability back (an empty bounding set, no_new_privs)."""
+    libc = _libc()
+    for capability in range(64):  # past the kernel's last capability prctl says EINVAL: nothing to drop
+        libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(capability), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0))
+    header, sets = _CapabilityHeader(CAPABILITY_VERSION_3, 0), (_CapabilitySets * 2)()
+    if libc.capset(ctypes.byref(header), sets) != 0:
+        raise RuntimeError(f"capset: {os.strerror(ctypes.get_errno())}")
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                  ctypes.c_ulong(0)) != 0:
+        raise RuntimeError(f"PR_SET_NO_NEW_PRIVS: {os.strerror(ctypes.get_errno())}")
+    try:
+        os.chroot("/")
+    except PermissionError:
+        return
+    raise RuntimeError("a capability survived dropping them all")
+
+
 def _needed_paths(config: dict) -> list[str]:
     """What the student's process reads: the Python installation, numpy, TensorFlow, its own folders."""
     import importlib.util
@@ -178,6 +212,10 @@ def harden(config: dict) -> dict:
     view = "the whole filesystem: only root can build a view of its own"
     if os.getuid() != 0:
         uid, account = None, "the grader's own user (the grader does not run as root)"
+    elif config.get("user_namespace"):  # root here is the grader's user outside (process_namespace)
+        view = _view(config, 0, 0)
+        uid, account = None, ("the grader's own user, with no privilege: root of a user namespace of its own, "
+                              "every capability dropped (the grader is not root)")
     elif user == "never" or uid is None:
         uid, account = None, "root (GRADER_USER=never: a user of its own is switched off)"
     else:
@@ -194,6 +232,8 @@ def harden(config: dict) -> dict:
     refused = _set_limits(config["limits"], own_uid=uid is not None)
     if uid is not None:
         _drop_privileges(uid, gid, config["scratch"])
+    elif config.get("user_namespace"):
+        _drop_capabilities()
     os.umask(0o077)
     os.chdir(config["scratch"])
     return {"uid": os.getuid(), "own_uid": uid is not None, "account": account, "network": network,

@@ -385,6 +385,90 @@ def test_as_root_a_user_of_its_own_that_could_not_read_the_data_runs_nothing_and
     assert not imported.exists()
 
 
+ATTACKS_ON_ITS_OWN_GRADER = """
+    import ctypes, os
+
+    def probe(grader_file, hidden_test, grader_pid):
+        here = os.path.dirname(__file__)
+        code = os.path.join(here, "grader", "wire.py")
+
+        def mount_over_its_view():
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None) != 0:
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+        attempts = {
+            "read the grader's own file": lambda: open(grader_file).read(),
+            "read the hidden tests": lambda: open(hidden_test).read(),
+            "change a grader file": lambda: open(code, "a").write("#"),
+            "make it writable": lambda: os.chmod(code, 0o666),
+            "change its own code": lambda: open(os.path.join(here, "maml.py"), "a").write("#"),
+            "leave its view": lambda: os.chroot("/tmp"),
+            "mount over its view": mount_over_its_view,
+            "see the grader's process": lambda: os.stat(f"/proc/{grader_pid}"),
+            "signal the grader": lambda: os.kill(grader_pid, 0),
+        }
+        outcome = {}
+        for name, attempt in attempts.items():
+            try:
+                attempt()
+                outcome[name] = "allowed"
+            except OSError as error:  # PermissionError, FileNotFoundError (not in its view), ProcessLookupError
+                outcome[name] = type(error).__name__
+        return outcome
+    """
+
+AS_AN_ORDINARY_GRADER = """
+import json, os, sys
+from dataclasses import replace
+from pathlib import Path
+sys.path[:0] = sys.argv[1:3]
+import probes_isolation as probes
+from grader.sandbox import Limits, Sandbox
+folder = Path(sys.argv[3])
+with Sandbox(folder / "student", limits=replace(Limits(), call_seconds=20.0, total_seconds=120.0)) as sandbox:
+    outcome = sandbox.call(probes.privileges, {"grader_file": str(folder / "grader-only.txt"),
+                                               "hidden_test": sys.argv[4], "grader_pid": os.getpid()})
+    print(json.dumps({"outcome": outcome, "notes": sandbox.notes, "tampered": sandbox.tampered()}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the test plays a grader that is not root: only root can become one")
+def test_a_grader_that_is_not_root_gives_the_code_its_own_view_and_no_privilege(tmp_path):
+    """An instructor grading as an ordinary user (uid 65534 here): the worker starts as root of a user namespace
+    of its own, builds the student's view and drops every capability. The code runs as the grader's own user,
+    so the grader's files (its own, mode 600) are out of reach only because the view does not hold them."""
+    if reason := unusable_by_other_users():
+        pytest.skip(f"a grader of another user needs a Python every user can read: {reason}")
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "true"], user=65534,
+                           group=65534, extra_groups=[], capture_output=True, text=True, check=False)
+    if probe.returncode:
+        pytest.skip(f"this system gives ordinary users no user namespace: {probe.stderr.strip()}")
+    folder = Path(tempfile.mkdtemp(prefix="grader-test-ordinary-"))  # the ordinary grader's own folder
+    try:
+        (folder / "student").mkdir()
+        (folder / "student" / "maml.py").write_text(textwrap.dedent(ATTACKS_ON_ITS_OWN_GRADER), encoding="utf-8")
+        (folder / "grader-only.txt").write_text("expected values")
+        (folder / "grader-only.txt").chmod(0o600)
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, 65534, 65534)
+        hidden_test = next(runner.HIDDEN_TESTS.rglob("*.py"))
+        # no compiled-file cache (a folder the grader does not own is refused): nothing here imports TensorFlow
+        env = {"PATH": os.environ["PATH"], "HOME": str(folder), "GRADER_BYTECODE_CACHE": "/tmp"}
+        child = subprocess.run([sys.executable, "-c", AS_AN_ORDINARY_GRADER, str(ROOT), str(Path(__file__).parent),
+                                str(folder), str(hidden_test)], user=65534, group=65534, extra_groups=[], env=env,
+                               cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert child.returncode == 0, child.stderr[-3000:]
+    found = json.loads(child.stdout.strip().splitlines()[-1])
+    notes = found["notes"]
+    assert "no privilege: root of a user namespace of its own" in notes["account"], notes
+    assert notes["view"].startswith("its own") and "user namespace" in notes["processes"], notes
+    assert not found["tampered"]
+    assert "allowed" not in found["outcome"].values(), found["outcome"]
+
+
 def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
     code = """
         import os
