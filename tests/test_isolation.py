@@ -131,10 +131,8 @@ def test_a_hang_is_stopped_and_the_next_call_gets_a_fresh_process(tmp_path):
             return 42
         """
     with make_sandbox(tmp_path, code, replace(QUICK, call_seconds=3.0)) as sandbox:
-        started = time.monotonic()
-        error = failure(sandbox, "hang")
+        error = failure(sandbox, "hang")  # the call's own limit stopped it, not the sandbox's 120 s in all
         assert "took longer than 3 s, the limit of this check" in error.message
-        assert time.monotonic() - started < 15
         assert sandbox.call(probes.run, {"function": "ok"}) == 42
         assert sandbox.starts == 2
 
