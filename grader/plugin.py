@@ -26,6 +26,7 @@ The sandbox is stopped before the results are written.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,32 @@ class Parts:
             raise PartialCredit(self.earned / self.total if self.total else 1.0, "\n".join(self.messages))
 
 
+def training_split_only(folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Omniglot, preprocessed, with every drawing outside the training split blank, written in ``folder``
+    under the name ``load_data`` looks for: (the file, for ``Sandbox(readable=)``; the worker's environment).
+
+    The student's process trains on the training split (``probes_hidden.train``); the tasks of every
+    verdict come from the validation split and reach it as arrays, support sets only for transfer. With
+    the whole data set it could find a support set's characters and fetch their other drawings, the very
+    queries a check measures on. Same shape and indices, so ``load_data.TaskSampler`` works unchanged.
+    """
+    import numpy as np
+
+    import load_data
+
+    with np.load(load_data.data_dir() / load_data.CACHE_NAME) as stored:
+        images, names = stored["images"], stored["names"]
+    blank = np.ones(len(images), bool)
+    blank[load_data.split_characters(len(images))["train"]] = False
+    images[blank] = 0
+    folder.chmod(0o755)  # the worker's uid reads it (in its view, or, without one, through the folder)
+    target = folder / load_data.CACHE_NAME
+    with load_data.atomic_output(target) as tmp, open(tmp, "wb") as out:
+        np.savez(out, images=images, names=names)
+    target.chmod(0o644)
+    return (str(target),), {"OMNIGLOT_DATA_DIR": str(folder)}
+
+
 def points(value: float):
     """Decorator: the test is worth ``value`` points (all or nothing)."""
     if not value >= 0:
@@ -136,20 +163,17 @@ class Recorder:
     @pytest.fixture(scope="session")
     def student(self):
         """The sandbox running the student's code (started on the first call)."""
-        readable, env = [], {}
-        try:  # Omniglot, preprocessed: probes that train read it (the worker has no network to fetch it)
-            import load_data
-
-            env["OMNIGLOT_DATA_DIR"] = str(load_data.data_dir().resolve())
-            cache = load_data.data_dir() / load_data.CACHE_NAME
-            readable = [str(cache)] if cache.is_file() else []
-        except Exception:  # noqa: BLE001 - no data: probes that need it say so
-            pass
-        self.sandbox = open_sandbox(self.student_dir, readable=tuple(readable), env=env)
-        try:
-            yield self.sandbox
-        finally:
-            self.close_sandbox()
+        readable, env = (), {}
+        with tempfile.TemporaryDirectory(prefix="grader-data-") as folder:
+            try:  # Omniglot's training split: probes that train read it (the worker has no network to fetch it)
+                readable, env = training_split_only(Path(folder))
+            except Exception:  # noqa: BLE001 - no data: probes that need it say so
+                pass
+            self.sandbox = open_sandbox(self.student_dir, readable=readable, env=env)
+            try:
+                yield self.sandbox
+            finally:
+                self.close_sandbox()
 
     @pytest.fixture(scope="session")
     def submission_dir(self) -> Path:

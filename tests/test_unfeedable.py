@@ -22,6 +22,11 @@ same checks in ``test_grading_training.py``.
   clock of the student's process, on the fixture's own tasks, both passed
   (a ratio of 0); now the calls are timed from the grader's process, on new
   tasks, against the reference's gradient on them.
+* The data set: with all of Omniglot readable, ``transfer_learn`` could find
+  the characters of the support set it is given and train on their other
+  drawings, the very queries the grader measures on. The student's process
+  now gets the training split only (every other drawing blank); the checks'
+  tasks reach it as arrays.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from test_grading_catalogue import table
 
 from grader import runner
 from grader.files import ROOT
+from grader.plugin import training_split_only
+from grader.sandbox import Sandbox
 from instructor.autograder import TESTS as HIDDEN
 from instructor.experiments.catalogue_accuracy import student_files
 from instructor.release import build
@@ -181,3 +188,25 @@ def test_a_step_that_skips_its_work_when_compiled_is_not_timed(handout, tmp_path
     assert re.search(r"Not timed: on the tasks it was timed on, your training step does not compute what the "
                      r"reference's does \(its gradient of '\w+' differs from the reference's", test.message), \
         test.message
+
+
+def test_the_students_process_holds_no_drawing_of_the_validation_or_test_characters(tmp_path, omniglot):
+    import load_data
+    import probes_isolation as probes
+
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "maml.py").write_text(
+        "import load_data\n\n\n"
+        "def drawn():  # the characters with any ink, as student code would load the data set\n"
+        "    images = load_data.load_omniglot(progress=False, scaled=False).images\n"
+        "    return [int(i) for i in (images.reshape(len(images), -1).max(axis=1) > 0).nonzero()[0]]\n",
+        encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    readable, env = training_split_only(data)
+    with Sandbox(student, readable=readable, env=env) as sandbox:
+        drawn = sandbox.call(probes.run, {"function": "drawn"})
+    splits = load_data.split_characters()
+    assert drawn == splits["train"].tolist()
+    assert (omniglot.images[splits["val"]].max(axis=(1, 2, 3)) > 0).all()  # they have ink in the real data set

@@ -96,7 +96,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         "stopped": why training stopped, "seed": the initialisation's seed, drawn here}; ``iteration`` counts
         the steps the grader asked for and got an answer to (its own count, not the sandbox's).
     """
-    spec = validation_spec(hp)
+    validation = sampled(validation_spec(hp))  # sent once: the student's process has no validation data
     seed = seeds.seed(f"{kind}_training", student.code_digest)  # kept in this process: no file the code reads has it
     settings = {**settings, "seed": seed}  # initialisation and task stream, as `python maml.py --seed` sets them
     allowance = budget.share(f"{kind}_training")
@@ -110,8 +110,9 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
             break
         chunk = min(interval, limit - iteration)
         try:
-            out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "validate": spec,
-                                                     "iterations": chunk}, timeout=left)
+            out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "iterations": chunk,
+                                                     "validate": True if out else validation}, timeout=left)
+            validation = None  # the worker keeps the tasks
         except StudentTimeout:  # `out` is still the last chunk's
             if out is None:  # not even one chunk: nothing to judge
                 raise
@@ -298,19 +299,24 @@ def transfer_settings(student) -> dict:
             "learning_rate": FACTS["transfer_lr"]}
 
 
+def sampled(spec: dict) -> list[tuple]:
+    """The tasks of ``spec``, sampled here from the whole data set (the student's process has the training
+    split only): per task (images_support, labels_support, images_query, labels_query)."""
+    sampler = probes_hidden._sampler(spec["split"], spec["seed"], spec["num_way"], spec["num_support"],
+                                     spec["num_query"])
+    tasks = [tuple(sampler.task(i)) for i in range(spec["count"])]
+    probes_hidden._omniglot.cache_clear()  # this process keeps no data set: the student's worker needs the memory
+    return tasks
+
+
 def without_queries(spec: dict) -> list[tuple]:
     """The tasks of ``spec`` as the student's transfer_learn gets them: each query set is the support set again
     (cycled to the query set's size), so the real query images and labels never reach the student's process;
     the head does not depend on them, and the reference worker measures it on them."""
-    sampler = probes_hidden._sampler(spec["split"], spec["seed"], spec["num_way"], spec["num_support"],
-                                     spec["num_query"])
     tasks = []
-    for i in range(spec["count"]):
-        task = sampler.task(i)
-        again = np.arange(len(task.labels_query)) % len(task.labels_support)
-        tasks.append((task.images_support, task.labels_support, task.images_support[again],
-                      task.labels_support[again]))
-    probes_hidden._omniglot.cache_clear()  # this process keeps no data set: the student's worker needs the memory
+    for images_support, labels_support, images_query, _ in sampled(spec):
+        again = np.arange(len(images_query)) % len(labels_support)
+        tasks.append((images_support, labels_support, images_support[again], labels_support[again]))
     return tasks
 
 
