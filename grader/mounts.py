@@ -39,6 +39,7 @@ import sysconfig
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MS_NOEXEC, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 8, 1024, 2048, 1 << 21, 1 << 24
 SYSTEM_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
 DEVICES = ("null", "zero", "random", "urandom")
 
@@ -58,6 +59,18 @@ def _mount(libc, source: str | None, target: str, kind: str | None, flags: int, 
     if libc.mount(encode(source), encode(target), encode(kind), flags, encode(data)) != 0:
         error = ctypes.get_errno()
         raise ViewError(error, f"mount {source or kind} on {target}: {os.strerror(error)}")
+
+
+def _kept_flags(path: str) -> int:
+    """The flags of the mount holding ``path`` that a read-only remount of its bind must repeat: in a user
+    namespace the kernel locks them (a remount that drops ``noexec`` or changes the atime rule of a ``/tmp``
+    mounted ``noexec,noatime`` is refused); as root, keeping them changes nothing that worked."""
+    flags = os.statvfs(path).f_flag
+    kept = MS_NOEXEC if flags & os.ST_NOEXEC else 0
+    kept |= MS_NODIRATIME if flags & os.ST_NODIRATIME else 0
+    if flags & os.ST_NOATIME:
+        return kept | MS_NOATIME
+    return kept | (MS_RELATIME if flags & os.ST_RELATIME else MS_STRICTATIME)
 
 
 def python_paths() -> list[str]:
@@ -111,7 +124,7 @@ def enter_view(root: str, read_only: list[str], private: list[str], *, disk_byte
             os.makedirs(os.path.dirname(target), exist_ok=True)
             open(target, "a").close()
         _mount(libc, real, target, None, MS_BIND | MS_REC)
-        _mount(libc, None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        _mount(libc, None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | _kept_flags(real))
     for path in private:
         os.makedirs(inside(path), exist_ok=True)
         _mount(libc, "tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV,

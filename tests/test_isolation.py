@@ -19,6 +19,7 @@ score above what the honest code earns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -432,17 +433,39 @@ with Sandbox(folder / "student", limits=replace(Limits(), call_seconds=20.0, tot
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the test plays a grader that is not root: only root can become one")
-def test_a_grader_that_is_not_root_gives_the_code_its_own_view_and_no_privilege(tmp_path):
+@pytest.mark.parametrize("tmp", ["/tmp", "noexec,noatime"], ids=["tmp", "tmp mounted noexec,noatime"])
+def test_a_grader_that_is_not_root_gives_the_code_its_own_view_and_no_privilege(tmp):
     """An instructor grading as an ordinary user (uid 65534 here): the worker starts as root of a user namespace
     of its own, builds the student's view and drops every capability. The code runs as the grader's own user,
-    so the grader's files (its own, mode 600) are out of reach only because the view does not hold them."""
+    so the grader's files (its own, mode 600) are out of reach only because the view does not hold them. In a
+    user namespace the kernel locks the flags of the mounts it binds: a temporary folder mounted noexec,noatime
+    (hardened systems) must still give the view."""
     if reason := unusable_by_other_users():
         pytest.skip(f"a grader of another user needs a Python every user can read: {reason}")
     probe = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "true"], user=65534,
                            group=65534, extra_groups=[], capture_output=True, text=True, check=False)
     if probe.returncode:
         pytest.skip(f"this system gives ordinary users no user namespace: {probe.stderr.strip()}")
-    folder = Path(tempfile.mkdtemp(prefix="grader-test-ordinary-"))  # the ordinary grader's own folder
+    with contextlib.ExitStack() as stack:
+        if tmp != "/tmp":  # a folder every user can reach (pytest's own are root's alone)
+            tmp = tempfile.mkdtemp(prefix="grader-test-noexec-")
+            stack.callback(os.rmdir, tmp)
+            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,noatime,nosuid,nodev,mode=1777", "tmpfs",
+                                      tmp], capture_output=True, text=True, check=False)
+            if mounted.returncode:
+                pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+            stack.callback(subprocess.run, ["umount", "-l", tmp], check=False)
+        found = _graded_by_an_ordinary_grader(tmp)
+    notes = found["notes"]
+    assert "no privilege: root of a user namespace of its own" in notes["account"], notes
+    assert notes["view"].startswith("its own") and "user namespace" in notes["processes"], notes
+    assert not found["tampered"]
+    assert "allowed" not in found["outcome"].values(), found["outcome"]
+
+
+def _graded_by_an_ordinary_grader(tmp: str) -> dict:
+    """``ATTACKS_ON_ITS_OWN_GRADER`` in a sandbox of a grader running as uid 65534, with ``tmp`` as TMPDIR."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-test-ordinary-", dir=tmp))  # the ordinary grader's own folder
     try:
         (folder / "student").mkdir()
         (folder / "student" / "maml.py").write_text(textwrap.dedent(ATTACKS_ON_ITS_OWN_GRADER), encoding="utf-8")
@@ -452,19 +475,14 @@ def test_a_grader_that_is_not_root_gives_the_code_its_own_view_and_no_privilege(
             os.chown(path, 65534, 65534)
         hidden_test = next(runner.HIDDEN_TESTS.rglob("*.py"))
         # no compiled-file cache (a folder the grader does not own is refused): nothing here imports TensorFlow
-        env = {"PATH": os.environ["PATH"], "HOME": str(folder), "GRADER_BYTECODE_CACHE": "/tmp"}
+        env = {"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": tmp, "GRADER_BYTECODE_CACHE": "/tmp"}
         child = subprocess.run([sys.executable, "-c", AS_AN_ORDINARY_GRADER, str(ROOT), str(Path(__file__).parent),
                                 str(folder), str(hidden_test)], user=65534, group=65534, extra_groups=[], env=env,
                                cwd=folder, capture_output=True, text=True, timeout=300, check=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     assert child.returncode == 0, child.stderr[-3000:]
-    found = json.loads(child.stdout.strip().splitlines()[-1])
-    notes = found["notes"]
-    assert "no privilege: root of a user namespace of its own" in notes["account"], notes
-    assert notes["view"].startswith("its own") and "user namespace" in notes["processes"], notes
-    assert not found["tampered"]
-    assert "allowed" not in found["outcome"].values(), found["outcome"]
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def test_changing_the_grader_files_is_refused_or_detected(tmp_path):
