@@ -76,13 +76,11 @@ def test_bare_code_files_over_the_limit_are_refused(tmp_path, small_limits):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root switches the student's code to a user of its own")
 def test_a_worker_refused_under_grader_user_always_is_an_error_not_a_graded_0(tmp_path):
-    """The data only root can read: the worker refuses to start, and the results say it is the grader's error."""
-    import load_data
-
-    data = tmp_path / "omniglot"
-    data.mkdir()
-    (data / load_data.CACHE_NAME).write_bytes(b"root's alone")
-    (data / load_data.CACHE_NAME).chmod(0o600)
+    """Without the view, a grader whose temporary folder only root can enter (the worker's own folders are made
+    there): the worker refuses to start, and the results say it is the grader's error. (The Omniglot file is
+    no such case: the worker reads the grader's own world-readable copy of its training split.)"""
+    private = tmp_path / "grader-tmp"  # pytest's folder of root, mode 700: no other user reaches into it
+    private.mkdir()
     upload = tmp_path / "upload"
     upload.mkdir()
     for name in ("maml.py", "maml_transfer.py"):
@@ -93,7 +91,8 @@ def test_a_worker_refused_under_grader_user_always_is_an_error_not_a_graded_0(tm
         [sys.executable, "-m", "grader.gradescope", "--submission", str(upload), "--results", str(results_path),
          "--public-only", "-k", "inner_loop_outputs"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "GRADER_USER": "always", "OMNIGLOT_DATA_DIR": str(data), "TF_CPP_MIN_LOG_LEVEL": "2"})
+        env={**os.environ, "GRADER_USER": "always", "GRADER_OWN_VIEW": "0", "TMPDIR": str(private),
+             "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert child.returncode == 0, child.stderr[-3000:]
     results = json.loads(results_path.read_text(encoding="utf-8"))
     assert results["extra_data"]["status"] == "error", results["extra_data"]
