@@ -12,21 +12,23 @@ same checks in ``test_grading_training.py``.
   check started from an initialisation the grader draws at grading time, this
   passed with zero training steps when the weights were good.
 * Query labels: ``transfer_learn`` trains the head on the support set and on
-  the query set it is given, and on any query labels it finds in the call
-  stack. When the grader's probe passed the real query sets this reached
-  89.5 % against the reference's 81.4 %; now the query sets it is given are
-  its support sets again and the real ones never reach its process.
+  the query set it is given, on any query labels it finds in the call stack,
+  and on every drawing of the support set's characters it can look up in
+  the data set. When the grader's probe passed the real query sets this
+  reached 89.5 % against the reference's 81.4 %; now the query sets it is
+  given are its support sets again and the real ones never reach its process.
 * The efficiency check's clock and tasks: a step slowed down in a process
   whose clock stands still, and a step that skips its work when compiled (as
   the timing harness runs it). While the harness timed the steps with the
   clock of the student's process, on the fixture's own tasks, both passed
   (a ratio of 0); now the calls are timed from the grader's process, on new
   tasks, against the reference's gradient on them.
-* The data set: with all of Omniglot readable, ``transfer_learn`` could find
-  the characters of the support set it is given and train on their other
-  drawings, the very queries the grader measures on. The student's process
-  now gets the training split only (every other drawing blank); the checks'
-  tasks reach it as arrays.
+* The data set: with all of Omniglot readable, the same ``transfer_learn``
+  finds the characters of the support set it is given and trains on their
+  other drawings, the very queries the grader measures on. The student's
+  process now gets the training split only (every other drawing blank); the
+  checks' tasks reach it as arrays. Measured (2026-11-28, one grading seed):
+  87.5 % with the whole data set readable, 81.7 % now (the reference ~81 %).
 """
 
 from __future__ import annotations
@@ -77,7 +79,25 @@ QUERY_LABELS = '''
 # ---- attack: train the head on every labelled image it can find, the query sets included
 import sys as _sys
 
+import load_data as _load_data
+
 _honest_transfer_learn = transfer_learn
+_DRAWINGS = {}  # a drawing's bytes -> the drawings of its character, from the data set this process can read
+
+
+def _drawings_of_its_characters(task):
+    """Every drawing of the support set's characters (the queries among them), looked up in the data set."""
+    if not _DRAWINGS:
+        for drawings in _load_data.load_omniglot(progress=False, scaled=False).images:
+            for drawing in drawings:
+                _DRAWINGS.setdefault(drawing.tobytes(), drawings)
+    images, labels = [], []
+    for image, label in zip(np.asarray(task[0])[..., 0], np.asarray(task[1])):
+        drawings = _DRAWINGS.get(np.round(image * 255).astype(np.uint8).tobytes())
+        if drawings is not None and drawings.any():  # a blank drawing says nothing
+            images.append(drawings[..., None].astype(np.float32) / 255)
+            labels.append(np.full(len(drawings), label, np.int32))
+    return [(np.concatenate(images), np.concatenate(labels))] if images else []
 
 
 def _labelled_sets(task):
@@ -92,7 +112,7 @@ def _labelled_sets(task):
 
 
 def transfer_learn(frozen, task, num_way, num_steps=TRANSFER_STEPS, learning_rate=TRANSFER_LR):
-    sets = _labelled_sets(task)
+    sets = _labelled_sets(task) + _drawings_of_its_characters(task)
     images = tf.concat([task[0]] + [tf.cast(i, task[0].dtype) for i, _ in sets], axis=0)
     labels = tf.concat([task[1]] + [tf.cast(l, task[1].dtype) for _, l in sets], axis=0)
     return _honest_transfer_learn(frozen, (images, labels, task[2], task[3]), num_way, num_steps, learning_rate)
