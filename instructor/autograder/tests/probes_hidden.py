@@ -235,7 +235,7 @@ def _sampler(split: str, seed: int, num_way: int, num_support: int, num_query: i
 
 
 @continues_random_state
-def train(kind: str, settings: dict, iterations: int, validate: list | bool = False) -> dict:
+def train(kind: str, settings: dict, iterations: int, validation: list | None = None) -> dict:
     """Trains the student's MAML (or MAMLPlusPlus) ``iterations`` more outer steps; returns its weights.
 
     The first call for a ``kind`` builds the model from ``settings`` (the
@@ -245,17 +245,17 @@ def train(kind: str, settings: dict, iterations: int, validate: list | bool = Fa
     of MAMLPlusPlus). Task i of the training stream is the same as in
     ``python maml.py`` (split "train", seed ``settings["seed"]``).
 
-    ``validate``: also the model's own mean validation query accuracy
-    (``MAML.evaluate``), which tells the grader when to stop; the verdict is
-    measured by the grader with the reference. The first call sends the tasks
-    (per task (images_support, labels_support, images_query, labels_query),
-    sampled by the grader: this process holds the training split only,
-    ``grader.plugin.training_split_only``), later calls True for the same.
+    ``validation``: the validation tasks, sent once (per task (images_support,
+    labels_support, images_query, labels_query), sampled by the grader: this
+    process holds the training split only, ``grader.plugin.training_split_only``);
+    once the run has them, every call also returns the model's own mean
+    validation query accuracy on them (``MAML.evaluate``), which tells the
+    grader when to stop; the verdict is measured by the grader with the reference.
 
     Returns:
         iteration: outer steps taken so far; weights: ``model.weights()``;
         loss: the last outer loss; warnings: tf.function fallbacks seen;
-        accuracy: the model's own validation accuracy (None without ``validate``).
+        accuracy: the model's own validation accuracy (None before the run has its validation tasks).
     """
     run = _RUNS.get(kind)
     if run is None:
@@ -276,11 +276,11 @@ def train(kind: str, settings: dict, iterations: int, validate: list | bool = Fa
             if loss != loss or abs(loss) == float("inf"):
                 break
         accuracy = None
-        if not isinstance(validate, bool):
+        if validation is not None:
             import load_data
 
-            run["validation"] = [load_data.Task(*task) for task in validate]
-        if validate is not False and "validation" in run and loss == loss and abs(loss) != float("inf"):
+            run["validation"] = [load_data.Task(*task) for task in validation]
+        if "validation" in run and loss == loss and abs(loss) != float("inf"):
             accuracy = float(model.evaluate(run["validation"], chunk_size=1)[1].mean())
     return {"iteration": run["iteration"], "weights": model.weights(), "loss": loss, "accuracy": accuracy,
             "warnings": [str(w.message) for w in caught if "tf.function" in str(w.message)]}

@@ -111,7 +111,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         chunk = min(interval, limit - iteration)
         try:
             out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "iterations": chunk,
-                                                     "validate": True if out else validation}, timeout=left)
+                                                     "validation": validation}, timeout=left)
             validation = None  # the worker keeps the tasks
         except StudentTimeout:  # `out` is still the last chunk's
             if out is None:  # not even one chunk: nothing to judge
