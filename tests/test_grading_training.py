@@ -22,10 +22,19 @@ no OOM kill, a complete results.json. (The benchmark,
 One broken variant (its query loss uses the meta-parameters, not the adapted
 ones) shows the training check failing with its reason; GRADER_TRAINING_ITERATIONS
 lowers the grader's budget to 20 iterations for it.
+
+One attack (the others are in ``test_unfeedable.py``): the FO-MAML weights of the
+submission's own run, embedded in maml.py as weights trained at home, and a
+``train_step`` that takes no meta-gradient but walks every parameter toward
+them by at most Adam's learning rate per step, so the weights stay within the
+reach of the steps the grader asked for (200 here). Before the training check
+compared the first chunk's steps with the reference's, this scored full marks
+(measured 2026-11-28: 3/3, 83.2 % after 200 iterations).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -114,6 +123,50 @@ def test_training_check_fails_with_its_reason_when_training_does_not_reach_the_t
     assert test.points == 0 and test.status == "failed", table(results)
     assert test.message.startswith("training: after 20 iterations the validation accuracy is "), test.message
     assert "below the target 80.0 %" in test.message and "fix the failed checks" in test.message
+
+
+WALK_HOME = '''
+
+# ---- attack: no meta-gradient; each training step walks toward weights trained before the grading, by at most
+# Adam's learning rate per parameter (within the reach of the steps the grader asks for)
+import base64 as _base64
+import io as _io
+
+with np.load(_io.BytesIO(_base64.b64decode(_HOME_NPZ))) as _stored:
+    _HOME = {name: _stored[name] for name in _stored.files}
+
+
+def _walk(self, task_batch):
+    step = float(self.optimizer.learning_rate)
+    for name, variable in self.meta_parameters.items():
+        gap = _HOME[name] - variable.numpy()
+        variable.assign_add(np.clip(gap, -step, step).astype(gap.dtype))
+    zero = tf.constant(0.0)
+    return zero, zero, zero
+
+
+def _claims_the_target_once_home(self, tasks, chunk_size=8, progress=False):
+    home = all(np.array_equal(_HOME[name], variable.numpy()) for name, variable in self.meta_parameters.items())
+    return (np.full((len(tasks), self.num_inner_steps + 1), float(home), np.float32),
+            np.full(len(tasks), float(home), np.float32))
+
+
+MAML.train_step = _walk
+MAML.evaluate = _claims_the_target_once_home
+'''
+
+
+def test_a_walk_toward_weights_trained_at_home_fails_the_training_check(handout, complete_submission, tmp_path):
+    home = base64.b64encode((complete_submission / "results" / "fomaml" / "weights.npz").read_bytes()).decode()
+    for path, text in student_files(handout, {}).items():
+        attack = f"\n_HOME_NPZ = {home!r}\n{WALK_HOME}" if path == "maml.py" else ""
+        (tmp_path / path).write_text(text + attack, encoding="utf-8")
+    results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "fomaml_training"],
+                                       student_dir=tmp_path, env={"GRADER_TRAINING_ITERATIONS": "200"})
+    [test] = results.tests
+    assert test.points == 0 and test.status == "failed", table(results) + output[-3000:]
+    assert "but its first 20 steps did not move the weights the way the assignment's training does" in test.message, \
+        test.message
 
 
 BOX_SUBSET = "inner_loop_outputs or transfer_training or transfer_submitted"  # see the module docstring

@@ -230,3 +230,25 @@ def test_the_students_process_holds_no_drawing_of_the_validation_or_test_charact
     splits = load_data.split_characters()
     assert drawn == splits["train"].tolist()
     assert (omniglot.images[splits["val"]].max(axis=(1, 2, 3)) > 0).all()  # they have ink in the real data set
+
+
+def test_the_first_steps_agreement_is_the_cosine_between_the_changes_of_the_trained_weights():
+    import numpy as np
+
+    from instructor.autograder.tests.test_training import first_steps_agreement
+
+    start = {"weights": {"w": np.array([1.0, 2.0]), "b": np.array([0.5]), "mean": np.zeros(2)},
+             "moved_by": {"w": "optimiser", "b": "optimiser", "mean": "statistics"}}
+
+    def moved(w, b, mean=(9.0, 9.0)):  # the start plus these changes; statistics are not compared
+        return {"w": start["weights"]["w"] + w, "b": start["weights"]["b"] + b, "mean": np.array(mean)}
+
+    # cos = <d1, d2> / (|d1| |d2|) over every trained weight, flattened
+    assert first_steps_agreement(moved([1, 0], [0]), moved([2, 0], [0], (0, 0)), start) == pytest.approx(1.0)
+    assert first_steps_agreement(moved([1, 0], [0]), moved([0, 3], [0]), start) == pytest.approx(0.0)
+    assert first_steps_agreement(moved([1, 1], [1]), moved([-1, -1], [-1]), start) == pytest.approx(-1.0)
+    assert first_steps_agreement(moved([1, 0], [1]), moved([1, 0], [0]), start) == pytest.approx(1 / np.sqrt(2))
+    nan = [first_steps_agreement(moved([0, 0], [0]), moved([1, 0], [0]), start),  # no step taken
+           first_steps_agreement({"w": np.ones(3), "b": np.ones(1)}, moved([1, 0], [0]), start),  # wrong shape
+           first_steps_agreement({"w": np.ones(2)}, moved([1, 0], [0]), start)]  # a weight missing
+    assert all(np.isnan(value) for value in nan), nan

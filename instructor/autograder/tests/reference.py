@@ -29,6 +29,7 @@ for the student's modules.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import json
 import sys
@@ -152,6 +153,30 @@ def initial_weights(hparams: dict) -> dict:
                 for name, variable in model.weight_variables().items()}
     return {"weights": model.weights(), "moved_by": moved_by, "beta_1": float(model.optimizer.beta_1),
             "beta_2": float(model.optimizer.beta_2)}
+
+
+def first_steps(hparams: dict, iterations: int) -> dict:
+    """The weights after the first ``iterations`` outer steps of training with these settings, by the reference.
+
+    The same start (``initial_weights``) and the same task stream (split "train", seed ``hparams["seed"]``,
+    task batch i at step i) as the student's run of ``probes_hidden.train``, so a correct implementation's
+    first steps move the weights the same way (up to float rounding).
+
+    Returns:
+        {"weights": ``MAML.weights()`` after the steps}.
+    """
+    import load_data
+
+    maml, _ = modules()
+    model = maml.build_maml(hparams)
+    sampler = load_data.TaskSampler(_omniglot(), "train", hparams["num_way"], hparams["num_support"],
+                                    hparams["num_query"], seed=hparams["seed"])
+    for iteration in range(iterations):
+        model.train_step(sampler.batch(iteration, hparams["meta_batch_size"]))
+    weights = model.weights()
+    del model  # and its traced step: the next replay (MAML++ after FO-MAML) starts from this worker's memory
+    gc.collect()
+    return {"weights": weights}
 
 
 def transfer_accuracy(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:

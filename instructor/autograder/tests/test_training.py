@@ -16,7 +16,13 @@ file the student's code reads holds it and the same code gets the same one at
 every grading; passed as ``python maml.py --seed`` passes its own), and before
 measuring anything the grader checks that the returned weights can be reached
 from it by the Adam steps it asked for (``adam_reach``): weights made before
-the grading, e.g. embedded in maml.py, score 0. Training and judging are separate phases because only one
+the grading, e.g. embedded in maml.py, score 0. A run that reaches the target
+must also have trained for real: the reference takes the run's first chunk of
+steps again from the same start on the same tasks (``reference.first_steps``),
+and the two changes of the weights must point the same way
+(``FIRST_STEPS_AGREEMENT``). Steps that are not the meta-gradient of an
+``outer_loop``, such as a walk toward weights made at home within Adam's reach,
+fail it. Training and judging are separate phases because only one
 TensorFlow process is alive at a time (``conftest.py``).
 
 Transfer: the student's ``transfer_learn`` adapts a head to each of 100
@@ -58,6 +64,13 @@ from .conftest import FACTS, pretrained, student_work
 TARGET = 0.80
 TRANSFER_TARGET = 0.70
 TRANSFER_WEIGHTS_TARGET = 0.85
+# The least cosine between the changes the student's first chunk of training and the reference's as many steps
+# made to the weights (``first_steps_agreement``), between the two groups measured after 20 steps of the
+# assignment's FO-MAML on 6 seeds (``python -m instructor.experiments.first_steps``, README "What student code
+# gets"): steps without a meta-gradient (a walk toward other weights, Adam on the query loss without adaptation)
+# 0.00-0.09; meta-gradients of an inner loop, right or wrong, from adapting the head only (0.22-0.24, and it still
+# reaches the target) to the catalogue's correct variants (0.93-1.00) and the reference again (1.00).
+FIRST_STEPS_AGREEMENT = 0.15
 SETTINGS = ("num_way", "num_support", "num_query", "num_inner_steps", "inner_lr", "learn_inner_lrs", "outer_lr",
             "first_order", "meta_batch_size", "seed")
 
@@ -93,8 +106,9 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
 
     Returns:
         {"iteration", "weights", "history": [(iteration, the student's own validation accuracy)], "warnings",
-        "stopped": why training stopped, "seed": the initialisation's seed, drawn here}; ``iteration`` counts
-        the steps the grader asked for and got an answer to (its own count, not the sandbox's).
+        "stopped": why training stopped, "seed": the initialisation's seed, drawn here, "first": {"iteration",
+        "weights", "seconds" the call took} after the first chunk}; ``iteration`` counts the steps the grader
+        asked for and got an answer to (its own count, not the sandbox's).
     """
     validation = sampled(validation_spec(hp))  # sent once: the student's process has no validation data
     seed = seeds.seed(f"{kind}_training", student.code_digest)  # kept in this process: no file the code reads has it
@@ -103,12 +117,14 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
     started = time.monotonic()
     limit, interval = iteration_budget(hp), hp["val_interval"]
     history, iteration, warnings, out, stopped = [], 0, [], None, f"the iteration budget ({limit}) was reached"
+    first = None
     while iteration < limit:
         left = allowance - (time.monotonic() - started)
         if left <= 0:
             stopped = f"this check's share of the time budget ({allowance:.0f} s) was spent"
             break
         chunk = min(interval, limit - iteration)
+        called = time.monotonic()
         try:
             out = student.call(probes_hidden.train, {"kind": kind, "settings": settings, "iterations": chunk,
                                                      "validation": validation}, timeout=left)
@@ -119,7 +135,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
             stopped = (f"this check's share of the time budget ({allowance:.0f} s) was spent during iterations "
                        f"{iteration + 1}-{iteration + interval}")
             return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
-                    "stopped": stopped, "seed": seed}  # the worker was stopped: nothing to forget
+                    "stopped": stopped, "seed": seed, "first": first}  # the worker was stopped: nothing to forget
         warnings = warnings or out["warnings"]
         if out["iteration"] <= iteration:  # the process running the code ended and a new one started over
             raise AssertionError(f"training started over at iteration {out['iteration']}: the process running your "
@@ -128,6 +144,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
             raise AssertionError(f"the outer loss became {out['loss']} by iteration {out['iteration']}: look at "
                                  f"the checks of outer_loop and inner_loop.")
         iteration += chunk
+        first = first or {"iteration": iteration, "weights": out["weights"], "seconds": time.monotonic() - called}
         history.append((iteration, out["accuracy"]))
         if isinstance(out["accuracy"], float) and out["accuracy"] >= TARGET:
             stopped = f"your evaluation reported {percent(out['accuracy'])}"
@@ -136,7 +153,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
     if out is None:
         raise AssertionError(f"not run: {stopped}.")
     return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
-            "stopped": stopped, "seed": seed}
+            "stopped": stopped, "seed": seed, "first": first}
 
 
 def adam_reach(steps: int, learning_rate: float, beta_1: float, beta_2: float) -> float:
@@ -185,9 +202,34 @@ def unreachable(weights: dict, start: dict, steps: int, learning_rate: float) ->
     return None
 
 
+def first_steps_agreement(first: dict, replayed: dict, start: dict) -> float:
+    """Cosine between the changes two runs made to the trained weights from the same start (NaN if either made
+    none, or the student's weights do not fit the model).
+
+    Args:
+        first: the student's weights after its first steps (``train``'s ``first["weights"]``).
+        replayed: the reference's weights after as many steps (``reference.first_steps``).
+        start: ``reference.initial_weights``.
+    """
+    names = [name for name, moved_by in start["moved_by"].items() if moved_by == "optimiser"]
+
+    def change(weights: dict) -> np.ndarray:
+        return np.concatenate([(np.asarray(weights[name], np.float64) - start["weights"][name]).ravel()
+                               for name in names])
+
+    try:
+        mine, reference_change = change(first), change(replayed)
+    except (KeyError, ValueError, TypeError):
+        return float("nan")
+    with np.errstate(all="ignore"):
+        return float(mine @ reference_change / (np.linalg.norm(mine) * np.linalg.norm(reference_change)))
+
+
 def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
     """The grader's verdict on a ``train`` run: its last weights, reachable from the grader's initialisation
-    (``unreachable``), measured with the reference; AssertionError if not reachable or low."""
+    (``unreachable``), measured with the reference; AssertionError if not reachable or low. A run that reaches
+    the target must also have taken real training steps: its first chunk must move the weights the way the
+    reference's first steps do from the same start on the same tasks (``FIRST_STEPS_AGREEMENT``)."""
     spec = validation_spec(hp)
     hp = {**hp, "seed": run["seed"]}
     start = reference_worker.call(reference.initial_weights, {"hparams": hp})
@@ -213,8 +255,27 @@ def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
             f"after {iteration} iterations the validation accuracy is {percent(mean)} ({where}; training stopped: "
             f"{run['stopped']}), below the target {percent(TARGET)}.{disagree} The reference reaches it within about "
             f"20 iterations: fix the failed checks of inner_loop and outer_loop first.")
+    first = run["first"]
+    try:  # the reference's steps take about as long as the student's (tracing included): four times that, and a minute
+        replayed = reference_worker.call(reference.first_steps, {"hparams": hp, "iterations": first["iteration"]},
+                                         timeout=60 + 4 * first["seconds"])
+    except StudentTimeout:
+        raise AssertionError(
+            f"your training reached {percent(mean)}, but the grader could not take its first {first['iteration']} "
+            f"steps again with the reference in the time left, so they are not verified. The time budget ran "
+            f"short: fix the slow checks first; the platform's timeout is set by the course staff.") from None
+    agreement = first_steps_agreement(first["weights"], replayed["weights"], start)
+    if not agreement >= FIRST_STEPS_AGREEMENT:  # NaN fails too
+        raise AssertionError(
+            f"your training reached {percent(mean)}, but its first {first['iteration']} steps did not move the weights "
+            f"the way the assignment's training does: from the same start, on the same tasks, they changed the "
+            f"weights in another direction than the reference's first {first['iteration']} steps (cosine "
+            f"{agreement:.2f} between the two changes; at least {FIRST_STEPS_AGREEMENT:g} is accepted). Each step must "
+            f"be Adam on the gradient of your outer_loop (the provided train_step), and outer_loop must compute "
+            f"the assignment's objective: see the checks of inner_loop and outer_loop.")
     parts.note(f"Validation accuracy {percent(mean)} ± {percent(ci)} after {iteration} iterations (target "
-               f"{percent(TARGET)}; {where}).")
+               f"{percent(TARGET)}; {where}); your first {first['iteration']} steps moved the weights as the "
+               f"reference's do (cosine {agreement:.2f}).")
 
 
 def _sane(value, kind, low, high):
