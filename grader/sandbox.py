@@ -666,8 +666,15 @@ class Sandbox:
         self._stop()
         lines = self.outputs[-1].strip().splitlines() if self.outputs else []
         tail = [line for line in lines if not _TF_NOISE.match(line)][-6:]
+        total = container.memory_limit_bytes()
+        if self.trusted:  # the reference: none of the student's code runs there
+            how = ("ran out of memory" + (f" (the grading container has {total // 2**20} MB for everything)"
+                                          if total else "")) if code == -signal.SIGKILL and oom_killed else \
+                f"ended (exit status {code})"
+            return (f"the grader's own measurement ({what}) did not finish: the process running the reference "
+                    f"solution {how}. This is not your code: tell the course staff (README of the autograder: the "
+                    f"container to choose).")
         if code == -signal.SIGKILL and (over_memory or oom_killed):
-            total = container.memory_limit_bytes()
             has = f" (the grading container has {total // 2**20} MB for everything)" if total else ""
             who, used = (("the grader", f"{limit // 2**20} MB of memory") if over_memory and limit else
                          ("the system", "the container's memory limit"))

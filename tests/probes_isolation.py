@@ -9,6 +9,7 @@ site-packages.
 from __future__ import annotations
 
 import importlib
+import time
 
 from grader.worker import continues_random_state
 
@@ -39,3 +40,11 @@ def draw() -> list[float]:
 def draw_in_parts() -> list[float]:
     """``draw``, as a probe whose consecutive calls are one run in parts (training in chunks)."""
     return draw()
+
+
+def grow():
+    """Allocates without bound, 16 MB a step, each page written: a measurement too big for its container."""
+    kept = []
+    while True:
+        kept.append(bytearray(b"x") * (16 * 2**20))
+        time.sleep(0.005)

@@ -166,3 +166,50 @@ def test_in_a_700_mb_container_a_runaway_allocation_is_reported_and_grading_goes
         expected = expected.format(limit=limit)
         assert "oom kills 0" in done.stdout, done.stdout  # the grader stopped it before the kernel had to
     assert expected in message, done.stdout + done.stderr
+
+
+REFERENCE_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tests import probes_isolation as probes  # as the reference worker imports it: from the repository
+from grader.sandbox import Limits, Sandbox, StudentFailure
+
+with Sandbox.reference(limits=Limits.from_env(call_seconds=60.0, startup_seconds=60.0)) as reference:
+    try:
+        reference.call(probes.grow)
+        print("NOT STOPPED")
+    except StudentFailure as failure:
+        print("MESSAGE", failure.message.splitlines()[0])
+"""
+
+
+def test_a_reference_worker_out_of_memory_is_reported_as_the_container_s_not_the_student_s(tmp_path):
+    (tmp_path / "script.py").write_text(REFERENCE_SCRIPT, encoding="utf-8")
+    done = in_box([str(tmp_path / "script.py"), str(ROOT)])
+    message = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith("MESSAGE")).get(
+        "MESSAGE", "")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert message == ("the grader's own measurement (grow) did not finish: the process running the reference "
+                       "solution ran out of memory (the grading container has 700 MB for everything). This is not "
+                       "your code: tell the course staff (README of the autograder: the container to choose)."), \
+        done.stdout + done.stderr
+
+
+NEEDS_CONTAINER = ("from instructor.autograder.tests import test_training as t\n"
+                   "try:\n"
+                   "    t.needs_container(t.FOMAML_CONTAINER_BYTES, 'training FO-MAML')\n"
+                   "    print('RUNS')\n"
+                   "except AssertionError as error:\n"
+                   "    print('MESSAGE', error)\n")
+
+
+@pytest.mark.parametrize("memory, expected", [
+    ("700M", "MESSAGE not run: this grading container has 700 MB of memory, and training FO-MAML needs about 900 MB "
+             "(measured with the reference solution). This is the course's setting, not your code: tell the course "
+             "staff (README of the autograder: the container to choose)."),
+    ("900M", "RUNS"),
+])
+def test_a_training_check_too_big_for_the_container_says_so_instead_of_running(memory, expected):
+    done = in_box(["-c", NEEDS_CONTAINER], memory=memory)
+    assert done.returncode == 0 and done.stdout.splitlines()[0] == expected, done.stdout + done.stderr
