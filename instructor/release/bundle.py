@@ -135,10 +135,11 @@ In the assignment's "Configure Autograder" page:
 run_autograder plans the grading within {timeout} s: every check runs, and one that would not fit
 scores 0 with that reason instead of Gradescope stopping the whole run. If you choose another
 timeout (40 minutes at most), set GRADER_PLATFORM_TIMEOUT to the same number of seconds in
-run_autograder. With Gradescope's defaults (0.5 vCPU, 768 MB, 10 minutes) the base assignment
-(40 points) is graded fully, but the extra credit's MAML++ training check needs about 1.3 GB and
-says so instead of running. The measurements behind these numbers: README of the assignment's
-source, "Grading inside Gradescope's limits" (python -m instructor.benchmark_grading).
+run_autograder. With Gradescope's defaults (0.5 vCPU, 768 MB, 10 minutes) two training checks do
+not fit and say so instead of running, for every student alike: FO-MAML's (in the 40 points)
+needs about 900 MB, the extra credit's MAML++ about 1.3 GB. The measurements behind these
+numbers: README of the assignment's source, "Grading inside Gradescope's limits"
+(python -m instructor.benchmark_grading).
 
 Set the assignment's autograder points to 40: the MAML++ extra credit (8 points) comes on top.
 """

@@ -77,11 +77,12 @@ def modules():
     return maml, transfer
 
 
-@functools.cache
 def _omniglot():
-    import load_data
+    """The data set as the probes hold it (``probes_hidden._omniglot``): uint8, scaled to float32 as it is read,
+    the same numbers in 75 MB less, which the reference worker needs in a 768 MB container."""
+    from instructor.autograder.tests import probes_hidden
 
-    return load_data.load_omniglot(progress=False)
+    return probes_hidden._omniglot()
 
 
 def tasks(split: str, seed: int, num_way: int, num_support: int, num_query: int, count: int) -> list:

@@ -20,12 +20,12 @@ import json
 import pytest
 
 import settings
-from grader import container
 from grader.plugin import Parts, points
 from grader.tests import test_mamlpp as public
 
 from .conftest import FACTS, FIXTURES, student_work
-from .test_training import SETTINGS, TARGET, judge_training, measured_weights, percent, run_hparams, train
+from .test_training import (SETTINGS, TARGET, judge_training, measured_weights, needs_container, percent,
+                            run_hparams, train)
 
 PROBLEM = "Extra credit: MAML++"  # the part of the assignment these points count for (README, Grading)
 # The smallest container in which the MAML++ training check can run: the reference's training (second-order
@@ -56,13 +56,7 @@ def test_mamlpp_on_new_tasks(mamlpp_out):
 
 @student_work("mamlpp_training")
 def _mamlpp_training(student) -> dict:
-    memory = container.memory_limit_bytes()
-    if memory is not None and memory < MAMLPP_CONTAINER_BYTES:
-        raise AssertionError(
-            f"not run: this grading container has {memory / 2**20:.0f} MB of memory, and training MAML++ with "
-            f"`python maml.py --mamlpp`'s settings needs about {MAMLPP_CONTAINER_BYTES / 2**20:.0f} MB (measured "
-            f"with the reference solution). This is the course's setting, not your code: tell the course staff "
-            f"(README of the autograder: the container to choose).")
+    needs_container(MAMLPP_CONTAINER_BYTES, "training MAML++ with `python maml.py --mamlpp`'s settings")
     hp = mamlpp_hparams()
     settings = {key: hp[key] for key in SETTINGS}
     settings["mamlpp"] = {**{key: hp[key] for key in (*FACTS["mamlpp_techniques"], *FACTS["mamlpp_settings"])},

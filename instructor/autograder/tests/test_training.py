@@ -54,7 +54,7 @@ import numpy as np
 import pytest
 
 import settings
-from grader import budget
+from grader import budget, container
 from grader.plugin import Parts, points
 from grader.sandbox import StudentTimeout
 
@@ -71,6 +71,11 @@ TRANSFER_WEIGHTS_TARGET = 0.85
 # 0.00-0.09; meta-gradients of an inner loop, right or wrong, from adapting the head only (0.22-0.24, and it still
 # reaches the target) to the catalogue's correct variants (0.93-1.00) and the reference again (1.00).
 FIRST_STEPS_AGREEMENT = 0.15
+# The smallest container in which the FO-MAML training check runs (python -m instructor.benchmark_grading, README
+# "Grading inside Gradescope's limits"): the reference passes it in 900 MB (0.5 vCPU, peak 850 MiB, 2026-11-28); in
+# Gradescope's default 768 MB the kernel stopped the student's worker (~605 MiB anonymous: TensorFlow ~210, the
+# traced training step ~280, the data and validation tasks) beside the grader's own process (~130-225 MiB).
+FOMAML_CONTAINER_BYTES = 900 * 2**20
 SETTINGS = ("num_way", "num_support", "num_query", "num_inner_steps", "inner_lr", "learn_inner_lrs", "outer_lr",
             "first_order", "meta_batch_size", "seed")
 
@@ -256,6 +261,9 @@ def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
             f"{run['stopped']}), below the target {percent(TARGET)}.{disagree} The reference reaches it within about "
             f"20 iterations: fix the failed checks of inner_loop and outer_loop first.")
     first = run["first"]
+    # The replay in a fresh reference worker, and the next check in another: a traced training step holds ~280 MB,
+    # and a small grading container has room for one beside TensorFlow (README: "Grading inside Gradescope's limits")
+    reference_worker.recycle()
     try:  # the reference's steps take about as long as the student's (tracing included): four times that, and a minute
         replayed = reference_worker.call(reference.first_steps, {"hparams": hp, "iterations": first["iteration"]},
                                          timeout=60 + 4 * first["seconds"])
@@ -264,6 +272,8 @@ def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
             f"your training reached {percent(mean)}, but the grader could not take its first {first['iteration']} "
             f"steps again with the reference in the time left, so they are not verified. The time budget ran "
             f"short: fix the slow checks first; the platform's timeout is set by the course staff.") from None
+    finally:
+        reference_worker.recycle()
     agreement = first_steps_agreement(first["weights"], replayed["weights"], start)
     if not agreement >= FIRST_STEPS_AGREEMENT:  # NaN fails too
         raise AssertionError(
@@ -317,8 +327,21 @@ def measured_weights(reference_worker, hp: dict, path: Path, name: str) -> tuple
     return measured["mean"], measured["ci"]
 
 
+def needs_container(memory_bytes: int, what: str) -> None:
+    """AssertionError ("not run: ...") if the grading container has less memory than ``memory_bytes``, the least
+    in which the check ``what`` runs with the reference solution: there, the student's code would be stopped for
+    the container's size, and the message would blame the code. The same for every submission, on any host."""
+    memory = container.memory_limit_bytes()
+    if memory is not None and memory < memory_bytes:
+        raise AssertionError(
+            f"not run: this grading container has {memory / 2**20:.0f} MB of memory, and {what} needs about "
+            f"{memory_bytes / 2**20:.0f} MB (measured with the reference solution). This is the course's setting, "
+            f"not your code: tell the course staff (README of the autograder: the container to choose).")
+
+
 @student_work("fomaml_training")
 def _fomaml_training(student) -> dict:
+    needs_container(FOMAML_CONTAINER_BYTES, "training FO-MAML with the assignment's settings")
     hp = assignment()
     return train(student, "fomaml", hp, {key: hp[key] for key in SETTINGS})
 
