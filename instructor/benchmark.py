@@ -106,12 +106,13 @@ def full_run() -> None:
 
 
 def kernel_seconds(batch: int, size: int, channels: int, filters: int, repeats: int = 100) -> dict[str, float]:
-    """Seconds of one stride-2 3x3 convolution of a (batch, size, size, channels) input, its filter gradient
-    and its input gradient, each the median over 3 compiled loops of ``repeats`` calls on one thread."""
+    """Seconds of one of ``maml.features``' convolutions (stride 2, SAME) of a (batch, size, size, channels)
+    input, its filter gradient and its input gradient, each the median over 3 compiled loops of ``repeats``
+    calls on one thread."""
     import tensorflow as tf
 
     x = tf.random.normal((batch, size, size, channels))
-    w = tf.random.normal((3, 3, channels, filters))
+    w = tf.random.normal((maml.KERNEL_SIZE, maml.KERNEL_SIZE, channels, filters))
     dy = tf.random.normal(tf.nn.conv2d(x, w, 2, "SAME").shape)
     strides = [1, 2, 2, 1]
     kernels = {
@@ -168,7 +169,7 @@ def kernel_floor() -> None:
     rates = []
     for layer, (size, channels) in enumerate(layers):
         out = (size + 1) // 2
-        flops = 2 * query * out * out * maml.NUM_FILTERS * 9 * channels
+        flops = 2 * query * out * out * maml.NUM_FILTERS * maml.KERNEL_SIZE ** 2 * channels
         rates.append(f"layer {layer} {flops / kernels[query, layer]['forward'] / 1e9:.0f}")
     train_support, forward_support = pass_seconds(support, True), pass_seconds(support, False)
     train_query, forward_query = pass_seconds(query, True), pass_seconds(query, False)
