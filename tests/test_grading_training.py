@@ -27,9 +27,11 @@ One attack (the others are in ``test_unfeedable.py``): the FO-MAML weights of th
 submission's own run, embedded in maml.py as weights trained at home, and a
 ``train_step`` that takes no meta-gradient but walks every parameter toward
 them by at most Adam's learning rate per step, so the weights stay within the
-reach of the steps the grader asked for (200 here). Before the training check
-compared the first chunk's steps with the reference's, this scored full marks
-(measured 2026-11-28: 3/3, 83.2 % after 200 iterations).
+reach of the steps the grader asked for (200 here), from the first step or after
+an honest first chunk. Before the training check compared the run's steps with
+the reference's, this scored full marks (measured 2026-11-28: 3/3, 83.2 % after
+200 iterations); while it compared the first chunk only, a walk after an honest
+first chunk passed that comparison (cosine 1.00, experiments/steps_agreement.py).
 """
 
 from __future__ import annotations
@@ -127,8 +129,8 @@ def test_training_check_fails_with_its_reason_when_training_does_not_reach_the_t
 
 WALK_HOME = '''
 
-# ---- attack: no meta-gradient; each training step walks toward weights trained before the grading, by at most
-# Adam's learning rate per parameter (within the reach of the steps the grader asks for)
+# ---- attack: after _HONEST_STEPS real steps, no meta-gradient: each training step walks toward weights trained
+# before the grading, by at most Adam's learning rate per parameter (within the reach of the steps the grader asks for)
 import base64 as _base64
 import io as _io
 
@@ -136,7 +138,13 @@ with np.load(_io.BytesIO(_base64.b64decode(_HOME_NPZ))) as _stored:
     _HOME = {name: _stored[name] for name in _stored.files}
 
 
+_honest_step, _steps_taken = MAML.train_step, [0]
+
+
 def _walk(self, task_batch):
+    _steps_taken[0] += 1
+    if _steps_taken[0] <= _HONEST_STEPS:
+        return _honest_step(self, task_batch)
     step = float(self.optimizer.learning_rate)
     for name, variable in self.meta_parameters.items():
         gap = _HOME[name] - variable.numpy()
@@ -156,16 +164,19 @@ MAML.evaluate = _claims_the_target_once_home
 '''
 
 
-def test_a_walk_toward_weights_trained_at_home_fails_the_training_check(handout, complete_submission, tmp_path):
+@pytest.mark.parametrize("honest_steps, caught", [(0, "steps 1-20"), (20, "steps 21-40")],
+                         ids=["from the first step", "after an honest first chunk"])
+def test_a_walk_toward_weights_trained_at_home_fails_the_training_check(handout, complete_submission, tmp_path,
+                                                                        honest_steps, caught):
     home = base64.b64encode((complete_submission / "results" / "fomaml" / "weights.npz").read_bytes()).decode()
     for path, text in student_files(handout, {}).items():
-        attack = f"\n_HOME_NPZ = {home!r}\n{WALK_HOME}" if path == "maml.py" else ""
+        attack = f"\n_HOME_NPZ = {home!r}\n_HONEST_STEPS = {honest_steps}\n{WALK_HOME}" if path == "maml.py" else ""
         (tmp_path / path).write_text(text + attack, encoding="utf-8")
     results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "fomaml_training"],
                                        student_dir=tmp_path, env={"GRADER_TRAINING_ITERATIONS": "200"})
     [test] = results.tests
     assert test.points == 0 and test.status == "failed", table(results) + output[-3000:]
-    assert "but its first 20 steps did not move the weights the way the assignment's training does" in test.message, \
+    assert f"but its {caught} did not move the weights the way the assignment's training does" in test.message, \
         test.message
 
 

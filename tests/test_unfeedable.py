@@ -232,10 +232,10 @@ def test_the_students_process_holds_no_drawing_of_the_validation_or_test_charact
     assert (omniglot.images[splits["val"]].max(axis=(1, 2, 3)) > 0).all()  # they have ink in the real data set
 
 
-def test_the_first_steps_agreement_is_the_cosine_between_the_changes_of_the_trained_weights():
+def test_the_steps_agreement_is_the_cosine_between_the_changes_of_the_trained_weights():
     import numpy as np
 
-    from instructor.autograder.tests.test_training import first_steps_agreement
+    from instructor.autograder.tests.test_training import steps_agreement
 
     start = {"weights": {"w": np.array([1.0, 2.0]), "b": np.array([0.5]), "mean": np.zeros(2)},
              "moved_by": {"w": "optimiser", "b": "optimiser", "mean": "statistics"}}
@@ -244,11 +244,57 @@ def test_the_first_steps_agreement_is_the_cosine_between_the_changes_of_the_trai
         return {"w": start["weights"]["w"] + w, "b": start["weights"]["b"] + b, "mean": np.array(mean)}
 
     # cos = <d1, d2> / (|d1| |d2|) over every trained weight, flattened
-    assert first_steps_agreement(moved([1, 0], [0]), moved([2, 0], [0], (0, 0)), start) == pytest.approx(1.0)
-    assert first_steps_agreement(moved([1, 0], [0]), moved([0, 3], [0]), start) == pytest.approx(0.0)
-    assert first_steps_agreement(moved([1, 1], [1]), moved([-1, -1], [-1]), start) == pytest.approx(-1.0)
-    assert first_steps_agreement(moved([1, 0], [1]), moved([1, 0], [0]), start) == pytest.approx(1 / np.sqrt(2))
-    nan = [first_steps_agreement(moved([0, 0], [0]), moved([1, 0], [0]), start),  # no step taken
-           first_steps_agreement({"w": np.ones(3), "b": np.ones(1)}, moved([1, 0], [0]), start),  # wrong shape
-           first_steps_agreement({"w": np.ones(2)}, moved([1, 0], [0]), start)]  # a weight missing
+    assert steps_agreement(moved([1, 0], [0]), moved([2, 0], [0], (0, 0)), start) == pytest.approx(1.0)
+    assert steps_agreement(moved([1, 0], [0]), moved([0, 3], [0]), start) == pytest.approx(0.0)
+    assert steps_agreement(moved([1, 1], [1]), moved([-1, -1], [-1]), start) == pytest.approx(-1.0)
+    assert steps_agreement(moved([1, 0], [1]), moved([1, 0], [0]), start) == pytest.approx(1 / np.sqrt(2))
+    nan = [steps_agreement(moved([0, 0], [0]), moved([1, 0], [0]), start),  # no step taken
+           steps_agreement({"w": np.ones(3), "b": np.ones(1)}, moved([1, 0], [0]), start),  # wrong shape
+           steps_agreement({"w": np.ones(2)}, moved([1, 0], [0]), start)]  # a weight missing
     assert all(np.isnan(value) for value in nan), nan
+
+
+def test_the_replay_takes_each_chunk_from_the_runs_weights_with_its_own_moments():
+    """``reference.replay_chunk`` on the reference's own run: every chunk is the run again (the replay starts it from
+    the run's weights, and its Adam moments, built from the same gradients, are the run's); a chunk whose weights
+    moved by Adam's step in a random direction instead disagrees; chunks are replayed in order."""
+    import numpy as np
+
+    import load_data
+    import settings
+    from instructor.autograder.tests import reference
+    from instructor.autograder.tests.test_training import STEPS_AGREEMENT, adam_reach, steps_agreement
+
+    hp = {**settings.record(settings.ASSIGNMENT), "seed": 4321, "meta_batch_size": 2}
+    maml, _ = reference.modules()
+    model = maml.build_maml(hp)
+    sampler = load_data.TaskSampler(reference._omniglot(), "train", hp["num_way"], hp["num_support"],
+                                    hp["num_query"], seed=hp["seed"])
+    start = reference.initial_weights(hp)
+    boundaries = [None]
+    for iteration in range(6):  # three chunks of two steps
+        model.train_step(sampler.batch(iteration, hp["meta_batch_size"]))
+        if iteration % 2 == 1:
+            boundaries.append(model.weights())
+    trained = [name for name, moved_by in start["moved_by"].items() if moved_by == "optimiser"]
+    rng = np.random.default_rng(0)
+    step = 2 * hp["outer_lr"]  # two steps' worth, every weight in a random direction
+    walked = {**boundaries[2], **{name: (boundaries[2][name] + step * rng.choice([-1, 1], boundaries[2][name].shape))
+                                  .astype(np.float32) for name in trained}}
+    replayed = [reference.replay_chunk(hp, 2 * k, 2, weights)["weights"] for k, weights in enumerate(boundaries[:3])]
+
+    for k in range(3):
+        for name in start["weights"]:
+            np.testing.assert_allclose(replayed[k][name], boundaries[k + 1][name], rtol=1e-5, atol=1e-6, err_msg=name)
+        before = {**start, "weights": boundaries[k] or start["weights"]}
+        assert steps_agreement(boundaries[k + 1], replayed[k], before) == pytest.approx(1.0, abs=1e-4)
+    assert abs(steps_agreement(walked, replayed[2], {**start, "weights": boundaries[2]})) < STEPS_AGREEMENT
+    with pytest.raises(ValueError, match="chunks must follow each other"):
+        reference.replay_chunk(hp, 8, 2, boundaries[3])  # the replay ended at iteration 6
+    # a chunk starts from the weights it is given: two steps from another initialisation stay within Adam's reach
+    other = reference.initial_weights({**hp, "seed": 1})["weights"]
+    from_other = reference.replay_chunk(hp, 0, 2, other)["weights"]
+    reach = adam_reach(2, hp["outer_lr"], start["beta_1"], start["beta_2"])
+    for name in trained:
+        assert np.max(np.abs(from_other[name] - other[name])) <= reach * (1 + 1e-4), name
+    assert not np.allclose(from_other["conv0"], boundaries[1]["conv0"], atol=10 * reach)

@@ -121,10 +121,8 @@ def weights_accuracy(hparams: dict, weights: dict | str, tasks: dict) -> dict:
     maml, _ = modules()
     model = _evaluator(json.dumps(hparams, sort_keys=True))
     try:
-        if isinstance(weights, dict):  # arrays: through a file, so load_weights checks every name and shape
-            with tempfile.TemporaryDirectory(prefix="grader-weights-") as folder:
-                np.savez(Path(folder) / "weights.npz", **{name: np.asarray(v) for name, v in weights.items()})
-                model.load_weights(Path(folder) / "weights.npz")
+        if isinstance(weights, dict):
+            _load_arrays(model, weights)
         else:
             model.load_weights(Path(weights))
     except (ValueError, KeyError, OSError) as error:
@@ -156,28 +154,65 @@ def initial_weights(hparams: dict) -> dict:
             "beta_2": float(model.optimizer.beta_2)}
 
 
-def first_steps(hparams: dict, iterations: int) -> dict:
-    """The weights after the first ``iterations`` outer steps of training with these settings, by the reference.
+def _load_arrays(model, weights: dict) -> None:
+    """Loads arrays by name into ``model`` through ``load_weights``, which checks every name and shape.
 
-    The same start (``initial_weights``) and the same task stream (split "train", seed ``hparams["seed"]``,
-    task batch i at step i) as the student's run of ``probes_hidden.train``, so a correct implementation's
-    first steps move the weights the same way (up to float rounding).
+    Raises:
+        ValueError, KeyError, OSError: the arrays do not fit the model (the message says how).
+    """
+    with tempfile.TemporaryDirectory(prefix="grader-weights-") as folder:
+        np.savez(Path(folder) / "weights.npz", **{name: np.asarray(value) for name, value in weights.items()})
+        model.load_weights(Path(folder) / "weights.npz")
+
+
+_REPLAY: dict = {}  # the replay in progress in this worker: "key" (its settings), "model", "sampler", "next" iteration
+
+
+def replay_chunk(hparams: dict, start: int, steps: int, weights: dict | None) -> dict:
+    """The reference's own steps over one chunk of a training run, from the weights the run had when it began.
+
+    A replay trains as the run did (a fresh model, split "train", seed ``hparams["seed"]``, task batch i at step
+    i, as ``probes_hidden.train``), one chunk per call in order, except that every chunk starts from the run's own
+    weights at its first iteration: Adam's moments and step count are the replay's own, built from the
+    reference's gradients along the way (nothing of the student's process but its weights is used). For a
+    correct implementation each chunk of the replay moves the weights the way the run did (the reference's own
+    run: exactly). The model stays in this worker between calls; a call with ``start`` 0 begins a new replay.
+
+    Args:
+        hparams: a ``hparams.json`` record (``build_maml``'s argument) with the run's seed.
+        start: the chunk's first iteration: 0, or where the previous call's chunk ended.
+        steps: how many steps the chunk has.
+        weights: the run's weights (name -> array) at ``start``, or None for the initialisation.
 
     Returns:
-        {"weights": ``MAML.weights()`` after the steps}.
+        {"weights": ``MAML.weights()`` after the chunk's steps}, or {"error": why ``weights`` do not fit the model}.
+
+    Raises:
+        ValueError: the chunk does not follow the previous one of the same replay.
     """
     import load_data
 
-    maml, _ = modules()
-    model = maml.build_maml(hparams)
-    sampler = load_data.TaskSampler(_omniglot(), "train", hparams["num_way"], hparams["num_support"],
-                                    hparams["num_query"], seed=hparams["seed"])
-    for iteration in range(iterations):
-        model.train_step(sampler.batch(iteration, hparams["meta_batch_size"]))
-    weights = model.weights()
-    del model  # and its traced step: the next replay (MAML++ after FO-MAML) starts from this worker's memory
-    gc.collect()
-    return {"weights": weights}
+    key = json.dumps(hparams, sort_keys=True)
+    if start == 0:
+        _REPLAY.clear()
+        gc.collect()
+        maml, _ = modules()
+        _REPLAY.update(key=key, model=maml.build_maml(hparams), next=0, sampler=load_data.TaskSampler(
+            _omniglot(), "train", hparams["num_way"], hparams["num_support"], hparams["num_query"],
+            seed=hparams["seed"]))
+    elif _REPLAY.get("key") != key or _REPLAY["next"] != start:
+        raise ValueError(f"chunks must follow each other: a chunk at iteration {start}, after "
+                         + (f"one that ended at {_REPLAY['next']}" if _REPLAY.get("key") == key else "none"))
+    model = _REPLAY["model"]
+    if weights is not None:
+        try:
+            _load_arrays(model, weights)
+        except (ValueError, KeyError, OSError) as error:
+            return {"error": f"the weights after iteration {start}: {error}"}
+    for iteration in range(start, start + steps):
+        model.train_step(_REPLAY["sampler"].batch(iteration, hparams["meta_batch_size"]))
+    _REPLAY["next"] = start + steps
+    return {"weights": model.weights()}
 
 
 def transfer_accuracy(frozen: dict, tasks: dict, num_steps: int, learning_rate: float) -> dict:

@@ -17,12 +17,12 @@ every grading; passed as ``python maml.py --seed`` passes its own), and before
 measuring anything the grader checks that the returned weights can be reached
 from it by the Adam steps it asked for (``adam_reach``): weights made before
 the grading, e.g. embedded in maml.py, score 0. A run that reaches the target
-must also have trained for real: the reference takes the run's first chunk of
-steps again from the same start on the same tasks (``reference.first_steps``),
-and the two changes of the weights must point the same way
-(``FIRST_STEPS_AGREEMENT``). Steps that are not the meta-gradient of an
+must also have trained for real, in every chunk: the reference takes each chunk's
+steps again from the weights the run had when the chunk began, on the same tasks
+(``reference.replay_chunk``), and the two changes of the weights must point the
+same way (``STEPS_AGREEMENT``). Steps that are not the meta-gradient of an
 ``outer_loop``, such as a walk toward weights made at home within Adam's reach,
-fail it. Training and judging are separate phases because only one
+fail it, in the first chunk or in any later one. Training and judging are separate phases because only one
 TensorFlow process is alive at a time (``conftest.py``).
 
 Transfer: the student's ``transfer_learn`` adapts a head to each of 100
@@ -64,13 +64,13 @@ from .conftest import FACTS, pretrained, student_work
 TARGET = 0.80
 TRANSFER_TARGET = 0.70
 TRANSFER_WEIGHTS_TARGET = 0.85
-# The least cosine between the changes the student's first chunk of training and the reference's as many steps
-# made to the weights (``first_steps_agreement``), between the two groups measured after 20 steps of the
-# assignment's FO-MAML on 6 seeds (``python -m instructor.experiments.first_steps``, README "What student code
-# gets"): steps without a meta-gradient (a walk toward other weights, Adam on the query loss without adaptation)
-# 0.00-0.09; meta-gradients of an inner loop, right or wrong, from adapting the head only (0.22-0.24, and it still
-# reaches the target) to the catalogue's correct variants (0.93-1.00) and the reference again (1.00).
-FIRST_STEPS_AGREEMENT = 0.15
+# The least cosine between the changes a chunk of the student's training and the reference's replay of it made to
+# the weights (``steps_agreement``), between the two groups measured on chunks of 20 steps of the assignment's
+# FO-MAML (``python -m instructor.experiments.steps_agreement``, README "What student code gets"): steps without a
+# meta-gradient (a walk toward other weights, Adam on the query loss without adaptation) 0.00-0.09; meta-gradients
+# of an inner loop, right or wrong, from adapting the head only (0.22-0.24, and it still reaches the target) to the
+# catalogue's correct variants (0.93-1.00) and the reference again (1.00).
+STEPS_AGREEMENT = 0.15
 # The smallest container in which the FO-MAML training check runs (python -m instructor.benchmark_grading, README
 # "Grading inside Gradescope's limits"): the reference passes it in 900 MB (0.5 vCPU, peak 850 MiB, 2026-11-28); in
 # Gradescope's default 768 MB the kernel stopped the student's worker (~605 MiB anonymous: TensorFlow ~210, the
@@ -111,9 +111,9 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
 
     Returns:
         {"iteration", "weights", "history": [(iteration, the student's own validation accuracy)], "warnings",
-        "stopped": why training stopped, "seed": the initialisation's seed, drawn here, "first": {"iteration",
-        "weights", "seconds" the call took} after the first chunk}; ``iteration`` counts the steps the grader
-        asked for and got an answer to (its own count, not the sandbox's).
+        "stopped": why training stopped, "seed": the initialisation's seed, drawn here, "chunks": per chunk
+        answered {"start": its first iteration, "steps", "weights" after it, "seconds" the call took}};
+        ``iteration`` counts the steps the grader asked for and got an answer to (its own count, not the sandbox's).
     """
     validation = sampled(validation_spec(hp))  # sent once: the student's process has no validation data
     seed = seeds.seed(f"{kind}_training", student.code_digest)  # kept in this process: no file the code reads has it
@@ -122,7 +122,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
     started = time.monotonic()
     limit, interval = iteration_budget(hp), hp["val_interval"]
     history, iteration, warnings, out, stopped = [], 0, [], None, f"the iteration budget ({limit}) was reached"
-    first = None
+    chunks = []
     while iteration < limit:
         left = allowance - (time.monotonic() - started)
         if left <= 0:
@@ -140,7 +140,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
             stopped = (f"this check's share of the time budget ({allowance:.0f} s) was spent during iterations "
                        f"{iteration + 1}-{iteration + interval}")
             return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
-                    "stopped": stopped, "seed": seed, "first": first}  # the worker was stopped: nothing to forget
+                    "stopped": stopped, "seed": seed, "chunks": chunks}  # the worker was stopped: nothing to forget
         warnings = warnings or out["warnings"]
         if out["iteration"] <= iteration:  # the process running the code ended and a new one started over
             raise AssertionError(f"training started over at iteration {out['iteration']}: the process running your "
@@ -148,8 +148,9 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         if not isinstance(out["loss"], float) or not math.isfinite(out["loss"]):
             raise AssertionError(f"the outer loss became {out['loss']} by iteration {out['iteration']}: look at "
                                  f"the checks of outer_loop and inner_loop.")
+        chunks.append({"start": iteration, "steps": chunk, "weights": out["weights"],
+                       "seconds": time.monotonic() - called})
         iteration += chunk
-        first = first or {"iteration": iteration, "weights": out["weights"], "seconds": time.monotonic() - called}
         history.append((iteration, out["accuracy"]))
         if isinstance(out["accuracy"], float) and out["accuracy"] >= TARGET:
             stopped = f"your evaluation reported {percent(out['accuracy'])}"
@@ -158,7 +159,7 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
     if out is None:
         raise AssertionError(f"not run: {stopped}.")
     return {"iteration": iteration, "weights": out["weights"], "history": history, "warnings": warnings,
-            "stopped": stopped, "seed": seed, "first": first}
+            "stopped": stopped, "seed": seed, "chunks": chunks}
 
 
 def adam_reach(steps: int, learning_rate: float, beta_1: float, beta_2: float) -> float:
@@ -207,34 +208,72 @@ def unreachable(weights: dict, start: dict, steps: int, learning_rate: float) ->
     return None
 
 
-def first_steps_agreement(first: dict, replayed: dict, start: dict) -> float:
-    """Cosine between the changes two runs made to the trained weights from the same start (NaN if either made
+def steps_agreement(after: dict, replayed: dict, before: dict) -> float:
+    """Cosine between the changes two runs made to the trained weights from the same weights (NaN if either made
     none, or the student's weights do not fit the model).
 
     Args:
-        first: the student's weights after its first steps (``train``'s ``first["weights"]``).
-        replayed: the reference's weights after as many steps (``reference.first_steps``).
-        start: ``reference.initial_weights``.
+        after: the student's weights after a chunk of steps (``train``'s ``chunks[k]["weights"]``).
+        replayed: the reference's weights after the same steps from the same weights (``reference.replay_chunk``).
+        before: the weights both started from ("weights") and what moves each of them ("moved_by"), as
+            ``reference.initial_weights`` gives them.
     """
-    names = [name for name, moved_by in start["moved_by"].items() if moved_by == "optimiser"]
+    names = [name for name, moved_by in before["moved_by"].items() if moved_by == "optimiser"]
 
     def change(weights: dict) -> np.ndarray:
-        return np.concatenate([(np.asarray(weights[name], np.float64) - start["weights"][name]).ravel()
-                               for name in names])
+        return np.concatenate([(np.asarray(weights[name], np.float64) - np.asarray(before["weights"][name], np.float64))
+                               .ravel() for name in names])
 
     try:
-        mine, reference_change = change(first), change(replayed)
+        mine, reference_change = change(after), change(replayed)
     except (KeyError, ValueError, TypeError):
         return float("nan")
     with np.errstate(all="ignore"):
         return float(mine @ reference_change / (np.linalg.norm(mine) * np.linalg.norm(reference_change)))
 
 
+def disagreeing_chunk(reference_worker, run: dict, hp: dict, start: dict) -> tuple[dict, float] | None:
+    """The first chunk of ``run`` whose steps did not move the weights as the reference's replay of it does
+    (``STEPS_AGREEMENT``), with its agreement; None if every chunk agrees (each then holds its "agreement").
+    The replay stops at the first chunk that disagrees. ``start``: ``reference.initial_weights``.
+
+    Raises:
+        AssertionError: a chunk's replay did not finish in its time (the time budget, not the student's code), or
+            the weights of a chunk do not fit the model.
+    """
+    chunks = run["chunks"]
+    before = [None] + [chunk["weights"] for chunk in chunks[:-1]]
+    # The replay in a fresh reference worker, and the next check in another: a traced training step holds ~280 MB,
+    # and a small grading container has room for one beside TensorFlow (README: "Grading inside Gradescope's limits")
+    reference_worker.recycle()
+    try:
+        for chunk, weights in zip(chunks, before):
+            try:  # the reference's steps take about as long as correct code's (tracing included): 4x that, and a minute
+                replayed = reference_worker.call(
+                    reference.replay_chunk, {"hparams": hp, "start": chunk["start"], "steps": chunk["steps"],
+                                             "weights": weights}, timeout=60 + 4 * chunk["seconds"])
+            except StudentTimeout:
+                raise AssertionError(
+                    f"your training reached the target, but the grader could not take its steps "
+                    f"{chunk['start'] + 1}-{chunk['start'] + chunk['steps']} again with the reference in the time "
+                    f"left, so they are not verified. The time budget ran short: fix the slow checks first; the "
+                    f"platform's timeout is set by the course staff.") from None
+            if "error" in replayed:
+                raise AssertionError(f"the model's weights during training do not fit the model: {replayed['error']}")
+            chunk["agreement"] = steps_agreement(chunk["weights"], replayed["weights"],
+                                                 {**start, "weights": weights or start["weights"]})
+            if not chunk["agreement"] >= STEPS_AGREEMENT:  # NaN fails too
+                return chunk, chunk["agreement"]
+    finally:
+        reference_worker.recycle()
+    return None
+
+
 def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
     """The grader's verdict on a ``train`` run: its last weights, reachable from the grader's initialisation
     (``unreachable``), measured with the reference; AssertionError if not reachable or low. A run that reaches
-    the target must also have taken real training steps: its first chunk must move the weights the way the
-    reference's first steps do from the same start on the same tasks (``FIRST_STEPS_AGREEMENT``)."""
+    the target must also have taken real training steps: every chunk must move the weights the way the
+    reference's steps do from the same weights on the same tasks (``disagreeing_chunk``)."""
     spec = validation_spec(hp)
     hp = {**hp, "seed": run["seed"]}
     start = reference_worker.call(reference.initial_weights, {"hparams": hp})
@@ -260,32 +299,22 @@ def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
             f"after {iteration} iterations the validation accuracy is {percent(mean)} ({where}; training stopped: "
             f"{run['stopped']}), below the target {percent(TARGET)}.{disagree} The reference reaches it within about "
             f"20 iterations: fix the failed checks of inner_loop and outer_loop first.")
-    first = run["first"]
-    # The replay in a fresh reference worker, and the next check in another: a traced training step holds ~280 MB,
-    # and a small grading container has room for one beside TensorFlow (README: "Grading inside Gradescope's limits")
-    reference_worker.recycle()
-    try:  # the reference's steps take about as long as the student's (tracing included): four times that, and a minute
-        replayed = reference_worker.call(reference.first_steps, {"hparams": hp, "iterations": first["iteration"]},
-                                         timeout=60 + 4 * first["seconds"])
-    except StudentTimeout:
+    found = disagreeing_chunk(reference_worker, run, hp, start)
+    if found:
+        chunk, agreement = found
+        steps = f"steps {chunk['start'] + 1}-{chunk['start'] + chunk['steps']}"
         raise AssertionError(
-            f"your training reached {percent(mean)}, but the grader could not take its first {first['iteration']} "
-            f"steps again with the reference in the time left, so they are not verified. The time budget ran "
-            f"short: fix the slow checks first; the platform's timeout is set by the course staff.") from None
-    finally:
-        reference_worker.recycle()
-    agreement = first_steps_agreement(first["weights"], replayed["weights"], start)
-    if not agreement >= FIRST_STEPS_AGREEMENT:  # NaN fails too
-        raise AssertionError(
-            f"your training reached {percent(mean)}, but its first {first['iteration']} steps did not move the weights "
-            f"the way the assignment's training does: from the same start, on the same tasks, they changed the "
-            f"weights in another direction than the reference's first {first['iteration']} steps (cosine "
-            f"{agreement:.2f} between the two changes; at least {FIRST_STEPS_AGREEMENT:g} is accepted). Each step must "
-            f"be Adam on the gradient of your outer_loop (the provided train_step), and outer_loop must compute "
-            f"the assignment's objective: see the checks of inner_loop and outer_loop.")
+            f"your training reached {percent(mean)}, but its {steps} did not move the weights the way the "
+            f"assignment's training does: from the same weights, on the same tasks, they changed the weights in "
+            f"another direction than the reference's {steps} (cosine {agreement:.2f} between the two changes; at "
+            f"least {STEPS_AGREEMENT:g} is accepted). Each step must be Adam on the gradient of your outer_loop (the "
+            f"provided train_step), and outer_loop must compute the assignment's objective: see the checks of "
+            f"inner_loop and outer_loop.")
+    agreements = [chunk["agreement"] for chunk in run["chunks"]]
     parts.note(f"Validation accuracy {percent(mean)} ± {percent(ci)} after {iteration} iterations (target "
-               f"{percent(TARGET)}; {where}); your first {first['iteration']} steps moved the weights as the "
-               f"reference's do (cosine {agreement:.2f}).")
+               f"{percent(TARGET)}; {where}); every chunk of your steps moved the weights as the reference's steps "
+               f"do from the same weights on the same tasks (cosine {min(agreements):.2f}"
+               + (f"-{max(agreements):.2f} over {len(agreements)} chunks)." if len(agreements) > 1 else ")."))
 
 
 def _sane(value, kind, low, high):
