@@ -26,6 +26,7 @@ The sandbox is stopped before the results are written.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -98,8 +99,8 @@ def training_split_only(folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
 
     import load_data
 
-    with np.load(load_data.data_dir() / load_data.CACHE_NAME) as stored:
-        images, names = stored["images"], stored["names"]
+    # fetched and preprocessed on first use, as the reference worker's copy is (setup.sh does it on Gradescope)
+    images, names = load_data.load_omniglot(progress=False, scaled=False)
     blank = np.ones(len(images), bool)
     blank[load_data.split_characters(len(images))["train"]] = False
     images[blank] = 0
@@ -109,6 +110,16 @@ def training_split_only(folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
         np.savez(out, images=images, names=names)
     target.chmod(0o644)
     return (str(target),), {"OMNIGLOT_DATA_DIR": str(folder)}
+
+
+def has_training_data(sandbox) -> bool:
+    """Whether the student's worker was given Omniglot's training split (``training_split_only``); without it a
+    probe that trains fails in the student's process, a problem of the grader's set-up, not of the student. An
+    in-process sandbox (no ``readable``) reads the grader's own data."""
+    import load_data
+
+    readable = getattr(sandbox, "readable", None)
+    return readable is None or any(Path(path).name == load_data.CACHE_NAME for path in readable)
 
 
 def points(value: float):
@@ -167,8 +178,9 @@ class Recorder:
         with tempfile.TemporaryDirectory(prefix="grader-data-") as folder:
             try:  # Omniglot's training split: probes that train read it (the worker has no network to fetch it)
                 readable, env = training_split_only(Path(folder))
-            except Exception:  # noqa: BLE001 - no data: probes that need it say so
-                pass
+            except Exception as error:  # noqa: BLE001 - no data: checks that train say so (has_training_data)
+                print(f"grader: no Omniglot data for the student's worker: {type(error).__name__}: {error}",
+                      file=sys.stderr)
             self.sandbox = open_sandbox(self.student_dir, readable=readable, env=env)
             try:
                 yield self.sandbox

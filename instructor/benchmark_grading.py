@@ -144,13 +144,17 @@ def grade_in_box(box: Path, shape: str, zip_path: Path, bundle: Path, work: Path
         shape, wall, cpu, peak (MiB), ooms, exit (None where the box printed no figures), score, max,
         checks (seconds per check), notes (the reason of the score), results (results.json), box (its line).
     """
+    import load_data
+
     cpus, memory, timeout = shape.split(":")
     root = Path(tempfile.mkdtemp(prefix="bench-autograder-", dir=work))
+    load_data.load_omniglot(progress=False, scaled=False)  # what setup.sh prepares before any grading
+    env = {**os.environ, load_data.DATA_DIR_ENV: str(load_data.data_dir().resolve())}
     command = [str(box), "--cpus", cpus, "--memory", memory, "--timeout", str(int(timeout) + 60), "--",
                sys.executable, "-m", "instructor.gradescope_local", str(zip_path), "--bundle", str(bundle),
                "--root", str(root), "--", "--timeout", timeout, *arguments]
     started = time.monotonic()
-    child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     row = {"shape": shape, "wall": time.monotonic() - started, "cpu": None, "peak": None, "ooms": None,
            "exit": None, "score": None, "max": None, "checks": {}, "notes": "", "results": None,
            "box": next((line for line in (child.stdout + child.stderr).splitlines()

@@ -127,6 +127,24 @@ def test_training_check_fails_with_its_reason_when_training_does_not_reach_the_t
     assert "below the target 80.0 %" in test.message and "fix the failed checks" in test.message
 
 
+def test_a_grader_without_omniglot_reports_its_own_problem_not_the_students(handout, tmp_path):
+    """Without data (no setup.sh, an empty mirror) the training check is the grader's error, not a failed check
+    blaming the student's code for a download it was never meant to make."""
+    student, mirror = tmp_path / "student", tmp_path / "empty-mirror"
+    student.mkdir()
+    mirror.mkdir()
+    for path, text in student_files(handout, {}).items():
+        (student / path).write_text(text, encoding="utf-8")
+    results, output = runner.run_tests([HIDDEN / "test_training.py"], ["-k", "fomaml_training"], student_dir=student,
+                                       env={"OMNIGLOT_DATA_DIR": str(tmp_path / "no-data"),
+                                            "OMNIGLOT_MIRROR": str(mirror)})
+    [test] = results.tests
+    assert test.points == 0 and test.status == "error", table(results) + output[-3000:]
+    assert "a problem of the grader" in test.message and "the grader has no Omniglot data" in test.message, \
+        test.message
+    assert any("the grader has no Omniglot data" in problem for problem in results.problems), results.problems
+
+
 WALK_HOME = '''
 
 # ---- attack: after _HONEST_STEPS real steps, no meta-gradient: each training step walks toward weights trained

@@ -53,9 +53,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import load_data
 import settings
 from grader import budget, container
-from grader.plugin import Parts, points
+from grader.failures import SandboxError
+from grader.plugin import Parts, has_training_data, points
 from grader.sandbox import StudentTimeout
 
 from . import probes_hidden, reference, seeds
@@ -115,6 +117,10 @@ def train(student, kind: str, hp: dict, settings: dict) -> dict:
         answered {"start": its first iteration, "steps", "weights" after it, "seconds" the call took}};
         ``iteration`` counts the steps the grader asked for and got an answer to (its own count, not the sandbox's).
     """
+    if not has_training_data(student):
+        raise SandboxError(f"the grader has no Omniglot data to train with: load_data.load_omniglot() failed in "
+                           f"{load_data.data_dir()} (setup.sh prepares it; set OMNIGLOT_DATA_DIR to a folder "
+                           f"holding {load_data.CACHE_NAME}, or OMNIGLOT_MIRROR where the grader is offline)")
     validation = sampled(validation_spec(hp))  # sent once: the student's process has no validation data
     seed = seeds.seed(f"{kind}_training", student.code_digest)  # kept in this process: no file the code reads has it
     settings = {**settings, "seed": seed}  # initialisation and task stream, as `python maml.py --seed` sets them
