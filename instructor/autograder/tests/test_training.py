@@ -238,9 +238,9 @@ def steps_agreement(after: dict, replayed: dict, before: dict) -> float:
         return float(mine @ reference_change / (np.linalg.norm(mine) * np.linalg.norm(reference_change)))
 
 
-def disagreeing_chunk(reference_worker, run: dict, hp: dict, start: dict) -> tuple[dict, float] | None:
+def disagreeing_chunk(reference_worker, run: dict, hp: dict, start: dict) -> dict | None:
     """The first chunk of ``run`` whose steps did not move the weights as the reference's replay of it does
-    (``STEPS_AGREEMENT``), with its agreement; None if every chunk agrees (each then holds its "agreement").
+    (``STEPS_AGREEMENT``); None if every chunk agrees. Each chunk replayed gets its cosine as "agreement".
     The replay stops at the first chunk that disagrees. ``start``: ``reference.initial_weights``.
 
     Raises:
@@ -269,7 +269,7 @@ def disagreeing_chunk(reference_worker, run: dict, hp: dict, start: dict) -> tup
             chunk["agreement"] = steps_agreement(chunk["weights"], replayed["weights"],
                                                  {**start, "weights": weights or start["weights"]})
             if not chunk["agreement"] >= STEPS_AGREEMENT:  # NaN fails too
-                return chunk, chunk["agreement"]
+                return chunk
     finally:
         reference_worker.recycle()
     return None
@@ -305,17 +305,16 @@ def judge_training(reference_worker, run: dict, hp: dict, parts: Parts) -> None:
             f"after {iteration} iterations the validation accuracy is {percent(mean)} ({where}; training stopped: "
             f"{run['stopped']}), below the target {percent(TARGET)}.{disagree} The reference reaches it within about "
             f"20 iterations: fix the failed checks of inner_loop and outer_loop first.")
-    found = disagreeing_chunk(reference_worker, run, hp, start)
-    if found:
-        chunk, agreement = found
+    chunk = disagreeing_chunk(reference_worker, run, hp, start)
+    if chunk is not None:
         steps = f"steps {chunk['start'] + 1}-{chunk['start'] + chunk['steps']}"
         raise AssertionError(
             f"your training reached {percent(mean)}, but its {steps} did not move the weights the way the "
             f"assignment's training does: from the same weights, on the same tasks, they changed the weights in "
-            f"another direction than the reference's {steps} (cosine {agreement:.2f} between the two changes; at "
-            f"least {STEPS_AGREEMENT:g} is accepted). Each step must be Adam on the gradient of your outer_loop (the "
-            f"provided train_step), and outer_loop must compute the assignment's objective: see the checks of "
-            f"inner_loop and outer_loop.")
+            f"another direction than the reference's {steps} (cosine {chunk['agreement']:.2f} between the two "
+            f"changes; at least {STEPS_AGREEMENT:g} is accepted). Each step must be Adam on the gradient of your "
+            f"outer_loop (the provided train_step), and outer_loop must compute the assignment's objective: see the "
+            f"checks of inner_loop and outer_loop.")
     agreements = [chunk["agreement"] for chunk in run["chunks"]]
     parts.note(f"Validation accuracy {percent(mean)} ± {percent(ci)} after {iteration} iterations (target "
                f"{percent(TARGET)}; {where}); every chunk of your steps moved the weights as the reference's steps "
