@@ -41,8 +41,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RTOL = 1e-6  # relative to the size of the expected change; float64 round-off is ~1e-12
 ATOL_ACCURACY = 1e-6
 # What a probe in the sandbox may see of a fixture: its inputs, never the expected results.
-INPUT_KEYS = ("num_way", "num_inner_steps", "num_steps", "learning_rate",
-              "images_support", "labels_support", "images_query", "labels_query")
+TASK_KEYS = ("images_support", "labels_support", "images_query", "labels_query")  # a fixture's tasks
+INPUT_KEYS = ("num_way", "num_inner_steps", "num_steps", "learning_rate", *TASK_KEYS)
 INPUT_PREFIXES = ("theta/", "inner_lr/", "frozen/")
 
 

@@ -18,11 +18,15 @@ same checks in ``test_grading_training.py``.
   reached 89.5 % against the reference's 81.4 %; now the query sets it is
   given are its support sets again and the real ones never reach its process.
 * The efficiency check's clock and tasks: a step slowed down in a process
-  whose clock stands still, and a step that skips its work when compiled (as
-  the timing harness runs it). While the harness timed the steps with the
-  clock of the student's process, on the fixture's own tasks, both passed
-  (a ratio of 0); now the calls are timed from the grader's process, on new
-  tasks, against the reference's gradient on them.
+  whose clock stands still, a step that skips its work when compiled (as
+  the timing harness runs it), and one that works only on the steps whose
+  gradient the harness returned (every fifth). While the harness timed the
+  steps with the clock of the student's process, on the fixture's own tasks,
+  the first two passed (a ratio of 0); now the calls are timed from the
+  grader's process, on new tasks, against the reference's gradient on them.
+  While every call returned its last step's gradient, on the same tasks for
+  every step, the third passed at 0.48x; now every step has tasks of its own
+  and a call returns the sum of its steps' gradients.
 * The data set: with all of Omniglot readable, the same ``transfer_learn``
   finds the characters of the support set it is given and trains on their
   other drawings, the very queries the grader measures on. The student's
@@ -154,6 +158,26 @@ def _outer_loop_skipped_when_compiled(self, task_batch, train):
 MAML.outer_loop = _outer_loop_skipped_when_compiled
 '''
 
+SOME_STEPS_SKIPPED = '''
+
+# ---- attack: when compiled, do the work only on the steps whose gradient a harness that runs five steps per call
+# and returns the last one's would return (counted from the call that traces it), and nothing on the others
+_honest_outer_loop = MAML.outer_loop
+_CALLS = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+def _outer_loop_on_some_steps(self, task_batch, train):
+    if tf.executing_eagerly():
+        return _honest_outer_loop(self, task_batch, train)
+    nothing = 0.0 * tf.add_n([tf.reduce_sum(value) for value in self.meta_parameters.values()])
+    returned = tf.equal(_CALLS.assign_add(1) % 5, 2)
+    loss = tf.cond(returned, lambda: _honest_outer_loop(self, task_batch, train)[0], lambda: nothing)
+    return loss, tf.zeros([self.num_inner_steps + 1], nothing.dtype), nothing
+
+
+MAML.outer_loop = _outer_loop_on_some_steps
+'''
+
 
 @pytest.fixture(scope="module")
 def handout() -> build.Handout:
@@ -200,8 +224,9 @@ def test_the_efficiency_check_times_steps_with_the_graders_clock(handout, tmp_pa
     assert float(mine[1]) >= 250, test.message
 
 
-def test_a_step_that_skips_its_work_when_compiled_is_not_timed(handout, tmp_path, omniglot):
-    student = write_attack(handout, tmp_path, {"maml.py": SKIPPED_WORK})
+@pytest.mark.parametrize("attack", [SKIPPED_WORK, SOME_STEPS_SKIPPED], ids=["every step", "all but the returned"])
+def test_a_step_that_skips_its_work_when_compiled_is_not_timed(handout, tmp_path, omniglot, attack):
+    student = write_attack(handout, tmp_path, {"maml.py": attack})
     results, output = runner.run_tests([HIDDEN / "test_efficiency.py"], student_dir=student)
     [test] = results.tests
     assert test.status == "failed" and not results.flagged, table(results) + output[-3000:]

@@ -93,30 +93,34 @@ def independence(inputs: dict) -> dict:
             "phi_train": phis[0], "phi_again": phis[1], "phi_eval": phis[2]}
 
 
-def training_steps(module, inputs: dict, repeats: int) -> dict:
-    """``repeats`` compiled training steps (outer_loop under a tape, and its gradient) on the tasks of ``inputs``.
+def training_steps(module, inputs: dict, batches: list[dict]) -> dict:
+    """Compiled training steps (outer_loop under a tape, and its gradient), one on each of ``batches``.
 
     What the efficiency check times, from the grader's process: a clock in this
-    process could be changed by the code it times. Every call brings tasks the
-    code has not seen (``test_efficiency.timing_tasks``), and the grader
-    compares the gradient returned with the reference's on the same tasks, so
-    a step that skips its work, or returns what it remembers, gives itself
-    away. The same harness runs the reference in the grader's reference worker.
+    process could be changed by the code it times. Every step gets tasks the
+    code has not seen (``test_efficiency.timing_batches``), and the grader
+    compares the sum of the steps' gradients with the reference's on the same
+    tasks, so a step that skips its work, returns what it remembers, or does
+    its work only on some of the steps, gives itself away. The same harness
+    runs the reference in the grader's reference worker.
 
     The first call for a module builds the model from ``inputs``' parameters
-    and traces the graph; later calls reuse them (same shapes: no retracing).
-    If the code cannot be traced it runs eagerly (as the scaffold's
-    ``GraphOrEager`` would) and ``eager`` says so.
+    and traces the graph on its first batch; later calls reuse them (same
+    shapes: no retracing). If the code cannot be traced it runs eagerly (as the
+    scaffold's ``GraphOrEager`` would) and ``eager`` says so.
+
+    Args:
+        inputs: a maml fixture's parameters and settings.
+        batches: the tasks of each step ({"images_support", "labels_support", "images_query", "labels_query"}).
 
     Returns:
-        gradient: {name: float64 array or None}, the last step's gradient of the
+        gradient: {name: float64 array or None}, the sum over the steps of the gradient of the
         meta-parameters; eager: whether the steps ran eagerly.
     """
     import numpy as np
     import tensorflow as tf
 
     key = f"timing:{module.__name__}"
-    tasks = _tasks(inputs)
     if key not in _RUNS:
         model = compare.maml_from_fixture(module, inputs, first_order=True)
 
@@ -127,23 +131,21 @@ def training_steps(module, inputs: dict, repeats: int) -> dict:
 
         compiled, eager = tf.function(step), False
         try:
-            compiled(tasks)
+            compiled(_tasks({**inputs, **batches[0]}))
         except Exception:  # noqa: BLE001 - cannot be traced: time it eagerly, as training would run it
             compiled, eager = step, True
         _RUNS[key] = {"step": compiled, "eager": eager}
     run = _RUNS[key]
-    gradient = {}
-    for _ in range(repeats):
-        gradient = run["step"](tasks)
-    return {"gradient": {name: None if value is None else np.asarray(value, np.float64)
-                         for name, value in dict(gradient).items()},
+    steps = [dict(run["step"](_tasks({**inputs, **batch}))) for batch in batches]
+    return {"gradient": {name: None if any(step[name] is None for step in steps)
+                         else sum(np.asarray(step[name], np.float64) for step in steps) for name in steps[0]},
             "eager": run["eager"]}
 
 
 @continues_random_state
-def time_outer_loop(inputs: dict, repeats: int) -> dict:
+def time_outer_loop(inputs: dict, batches: list[dict]) -> dict:
     """``training_steps`` of the student's MAML."""
-    return training_steps(student_module("maml"), inputs, repeats)
+    return training_steps(student_module("maml"), inputs, batches)
 
 
 # ------------------------------------------------------------------ transfer_learn on a fixture

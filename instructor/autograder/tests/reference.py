@@ -255,12 +255,12 @@ def head_accuracies(frozen: dict, tasks: dict, heads: list) -> dict:
 
 
 @continues_random_state
-def training_steps(inputs: dict, repeats: int) -> dict:
+def training_steps(inputs: dict, batches: list[dict]) -> dict:
     """The reference's ``outer_loop`` in the harness the student's is timed with (``probes_hidden``)."""
     from instructor.autograder.tests import probes_hidden
 
     maml, _ = modules()
-    return probes_hidden.training_steps(maml, inputs, repeats)
+    return probes_hidden.training_steps(maml, inputs, batches)
 
 
 def facts() -> dict:

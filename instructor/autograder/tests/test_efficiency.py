@@ -5,13 +5,14 @@ of outer_loop under a tape and its gradient, trace excluded), the student's
 in the sandbox, the reference's in the reference worker, one after the other
 (only one TensorFlow process is alive at a time, ``conftest.py``; the grading
 container runs nothing else). Both are timed by this process's clock around
-each call: code in the sandbox could change its own clock. Every call brings
-tasks of the fixture's shapes that neither has seen (``timing_tasks``: random
-images and label orders drawn from the grading seed), and the student's steps
-must return the reference's gradient on the same tasks: a step that skips its
-work, or returns what it remembers, is not timed against the reference but
-reported as not computing the same thing. Best of ``ROUNDS`` calls of
-``REPEATS`` steps each, per step. The ratio is reported; beyond ``BOUND`` the
+each call: code in the sandbox could change its own clock. Every step gets
+tasks of the fixture's shapes that neither has seen (``timing_batches``: random
+images and label orders drawn from the grading seed), and the sum of the
+student's steps' gradients in each call must be the reference's on the same
+tasks: a step that skips its work, returns what it remembers, or does its work
+only on the steps whose result it guesses is returned, is not timed against
+the reference but reported as not computing the same thing. Best of
+``ROUNDS`` calls of ``REPEATS`` steps each, per step. The ratio is reported; beyond ``BOUND`` the
 check fails with advice. It is worth ``EFFICIENCY_POINTS`` (0: a report that
 costs nothing; set it to make slow code cost points, and subtract them from
 another check so the total stays the assignment's).
@@ -59,37 +60,38 @@ def verdict(ratio: float, eager: bool, student_seconds: float, reference_seconds
                    "tape.gradient call per parameter, Python loops over examples, or .numpy() conversions.")
 
 
-def timing_tasks(fixture: dict, seed: int, count: int) -> list[dict]:
-    """``count`` copies of the fixture's inputs, each with new tasks of the same shapes: random images and a
-    random order of the labels in every task, drawn from ``seed``. Parameters and settings stay the fixture's."""
+def timing_batches(fixture: dict, seed: int) -> list[list[dict]]:
+    """The tasks of every step ``timed`` takes: a first call of one step (built and traced, not timed), then
+    ``ROUNDS`` calls of ``REPEATS`` steps, each step on new tasks of the fixture's shapes (random images and a
+    random order of the labels in every task), drawn from ``seed``. Parameters and settings stay the fixture's."""
     rng = np.random.default_rng(seed)
-    rounds = []
-    for _ in range(count):
-        fresh = dict(fixture)
-        for part in ("images_support", "images_query"):
-            fresh[part] = rng.integers(0, 256, np.shape(fixture[part]), dtype=np.uint8)
-        for part in ("labels_support", "labels_query"):
-            fresh[part] = rng.permuted(fixture[part], axis=-1)
-        rounds.append(fresh)
-    return rounds
+
+    def batch() -> dict:
+        images = {part: rng.integers(0, 256, np.shape(fixture[part]), dtype=np.uint8)
+                  for part in ("images_support", "images_query")}
+        labels = {part: rng.permuted(fixture[part], axis=-1) for part in ("labels_support", "labels_query")}
+        return {**images, **labels}
+
+    return [[batch() for _ in range(REPEATS if index else 1)] for index in range(ROUNDS + 1)]
 
 
-def timed(worker, probe, rounds: list[dict], allowance: float | None = None) -> dict:
-    """``probe`` called once per round, in ``worker``: the first call builds and traces (not timed), the
-    others run ``REPEATS`` steps each, timed here.
+def timed(worker, probe, inputs: dict, rounds: list[list[dict]], allowance: float | None = None) -> dict:
+    """``probe`` called once per round of ``timing_batches``, in ``worker``: the first call builds and traces
+    (not timed), each of the others takes a step on each of its round's tasks, timed here.
 
     Returns:
-        seconds: per step, of each timed call; gradients: what each call returned; eager: any ran eagerly.
+        seconds: per step, of each timed call; gradients: what each call returned (the sum of its steps'
+        gradients); eager: any ran eagerly.
     """
+    inputs = {name: value for name, value in inputs.items() if name not in compare.TASK_KEYS}  # each step has its own
     started = time.monotonic()
     seconds, gradients, eager = [], [], False
-    for index, inputs in enumerate(rounds):
+    for index, batches in enumerate(rounds):
         timeout = None if allowance is None else max(allowance - (time.monotonic() - started), 1.0)
-        repeats = REPEATS if index else 1
         before = time.monotonic()
-        out = worker.call(probe, {"inputs": inputs, "repeats": repeats}, timeout=timeout)
+        out = worker.call(probe, {"inputs": inputs, "batches": batches}, timeout=timeout)
         if index:
-            seconds.append((time.monotonic() - before) / repeats)
+            seconds.append((time.monotonic() - before) / len(batches))
         gradients.append(out["gradient"])
         eager = eager or bool(out["eager"])
     return {"seconds": seconds, "gradients": gradients, "eager": eager}
@@ -110,11 +112,11 @@ def differs(actual: list[dict], expected: list[dict]) -> str:
 
 @student_work("timing")
 def _timing(student) -> dict:
-    rounds = timing_tasks(compare.inputs(FIXTURES["maml_hidden"]), seeds.seed("timing", student.code_digest),
-                          ROUNDS + 1)
-    run = timed(student, probes_hidden.time_outer_loop, rounds, budget.share("timing"))
+    inputs = compare.inputs(FIXTURES["maml_hidden"])
+    rounds = timing_batches(inputs, seeds.seed("timing", student.code_digest))
+    run = timed(student, probes_hidden.time_outer_loop, inputs, rounds, budget.share("timing"))
     student.call(probes_hidden.forget, {"kind": "timing:maml"})
-    return {**run, "rounds": rounds}
+    return {**run, "inputs": inputs, "rounds": rounds}
 
 
 @points(EFFICIENCY_POINTS)
@@ -122,7 +124,7 @@ def _timing(student) -> dict:
 def test_outer_loop_efficiency(student_runs, reference_worker):
     """efficiency: training step time with your outer_loop vs the reference (reported)"""
     mine = student_runs["timing"].get()
-    theirs = timed(reference_worker, reference.training_steps, mine["rounds"])
+    theirs = timed(reference_worker, reference.training_steps, mine["inputs"], mine["rounds"])
     difference = differs(mine["gradients"], theirs["gradients"])
     if difference:
         raise AssertionError(f"Not timed: on the tasks it was timed on, your training step does not compute what "
