@@ -7,6 +7,13 @@ throughout, so a correct implementation matches to ~1e-12 and the tolerances
 below leave a wide margin. They are regenerated with
 ``python -m instructor.make_fixtures`` (not part of the handout).
 
+The autograder runs these tests on each fixture and then on its *twin*
+(``fixture_versions``): the same shapes and settings, other tasks and
+parameters, and the reference's results on them, which the handout does not
+hold. A check earns its points when it passes on both, so code that computes
+what it should scores as in your own run, and answers copied from these files
+score nothing.
+
 Fixture keys, ``maml.npz``:
     num_way, num_inner_steps                    int scalars
     images_support (T, N*K, 28, 28) uint8, labels_support (T, N*K) int32,
@@ -33,11 +40,14 @@ Fixture keys, ``maml.npz``:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TWINS_ENV = "GRADER_FIXTURE_TWINS"  # the autograder's folder of the fixtures' twins (set by grader.runner)
+FIXTURE, TWIN = "fixture", "twin"  # the versions of a public fixture (``fixture_versions``)
 RTOL = 1e-6  # relative to the size of the expected change; float64 round-off is ~1e-12
 ATOL_ACCURACY = 1e-6
 # What a probe in the sandbox may see of a fixture: its inputs, never the expected results.
@@ -46,11 +56,29 @@ INPUT_KEYS = ("num_way", "num_inner_steps", "num_steps", "learning_rate", *TASK_
 INPUT_PREFIXES = ("theta/", "inner_lr/", "frozen/")
 
 
-def load_fixture(name: str) -> dict[str, np.ndarray]:
-    """All arrays of ``grader/fixtures/<name>.npz``."""
-    path = FIXTURES / f"{name}.npz"
+def twin_name(name: str) -> str:
+    """The file name (without .npz) of the twin of the public fixture ``name``, among the hidden fixtures."""
+    return f"{name}_twin_hidden"
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as stored:
         return {key: stored[key] for key in stored.files}
+
+
+def load_fixture(name: str) -> dict[str, np.ndarray]:
+    """All arrays of ``grader/fixtures/<name>.npz``."""
+    return _arrays(FIXTURES / f"{name}.npz")
+
+
+def fixture_versions(name: str) -> dict[str, dict[str, np.ndarray]]:
+    """What the public tests of fixture ``name`` run on: {FIXTURE: its arrays} in a student's own run, and
+    {FIXTURE: ..., TWIN: its twin's arrays} when the autograder grades (``TWINS_ENV`` names the twins' folder)."""
+    versions = {FIXTURE: load_fixture(name)}
+    twins = os.environ.get(TWINS_ENV)
+    if twins:
+        versions[TWIN] = _arrays(Path(twins) / f"{twin_name(name)}.npz")
+    return versions
 
 
 def inputs(fixture: dict) -> dict[str, np.ndarray]:

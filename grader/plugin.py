@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import budget, failures
+from grader import budget, compare, failures
 from grader.failures import PartialCredit, StudentFailure
 from grader.files import ROOT
 from grader.results import ERROR, FAILED, PASSED, SKIPPED, TODO, Results, TestResult
@@ -149,6 +149,25 @@ def title(item: pytest.Item) -> str:
     return first or item.name
 
 
+TWIN_FAILED = ("passed on the public fixture, but not on its twin, on which the autograder runs it too (the same "
+               "shapes and settings, other tasks and parameters): ")
+
+
+def check_id(item: pytest.Item) -> str:
+    """The check a test item grades: its node id, without the fixture version when the autograder runs a public
+    test on its fixture and on the fixture's twin (``grader.compare.fixture_versions``): the two make one check,
+    with the id it has in a student's own run."""
+    spec = getattr(item, "callspec", None)
+    if spec is not None and spec.id in (compare.FIXTURE, compare.TWIN):
+        return item.nodeid[:-len(f"[{spec.id}]")]
+    return item.nodeid
+
+
+def on_twin(item: pytest.Item) -> bool:
+    spec = getattr(item, "callspec", None)
+    return spec is not None and spec.id == compare.TWIN
+
+
 class Recorder:
     """Collects one TestResult per test and writes them at the end of the session."""
 
@@ -163,7 +182,8 @@ class Recorder:
         self.charged: dict[str, float] = {}  # node id -> seconds moved to (or from) that test (``move_seconds``)
         self.current = ""  # node id of the test running now
         self.progress = False  # a line per finished check (--grader-progress)
-        self.total = 0
+        self.total, self.finished = 0, 0  # checks
+        self.pending: dict[str, int] = {}  # check id -> its items not finished yet
 
     def move_seconds(self, nodeid: str, seconds: float) -> None:
         """Counts ``seconds`` of shared work done during the running test (e.g. a session fixture's) to the
@@ -218,12 +238,15 @@ class Recorder:
 
     def pytest_runtest_logfinish(self, nodeid):
         result = self.by_id.get(nodeid)
-        if self.progress and result is not None:
-            print(f"\n[{len(self.results.tests)}/{self.total}] {result.points:g}/{result.max_points:g} "
+        if self.progress and result is not None and not self.pending.get(result.id):
+            self.finished += 1
+            print(f"\n[{self.finished}/{self.total}] {result.points:g}/{result.max_points:g} "
                   f"{result.status:<7} {result.name} ({result.seconds:.0f} s)", flush=True)
 
     def pytest_collection_finish(self, session):
-        self.total = len(session.items)
+        checks = [check_id(item) for item in session.items]
+        self.total = len(set(checks))
+        self.pending = {check: checks.count(check) for check in checks}  # its items still to finish
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.sandbox_log:
@@ -231,21 +254,26 @@ class Recorder:
             terminalreporter.write_line(self.sandbox_log)
 
     def _result(self, item: pytest.Item) -> TestResult:
-        if item.nodeid not in self.by_id:
+        """The check's result (one for the items of a check, ``check_id``), found by check or node id."""
+        check = check_id(item)
+        if check not in self.by_id:
             mark = item.get_closest_marker("points")
             value = float(mark.args[0]) if mark and mark.args else 0.0
             problem = item.get_closest_marker("problem")
             problem = str(problem.args[0]) if problem and problem.args else getattr(item.module, "PROBLEM", "")
-            result = TestResult(item.nodeid, title(item), value, value, PASSED, problem=str(problem))
-            self.by_id[item.nodeid] = result
+            result = TestResult(check, title(item), value, value, PASSED, problem=str(problem))
+            self.by_id[check] = result
             self.results.tests.append(result)
-        return self.by_id[item.nodeid]
+        self.by_id[item.nodeid] = self.by_id[check]
+        return self.by_id[check]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
         report = yield
         result = self._result(item)
         result.seconds = round(max(result.seconds + report.duration + self.charged.pop(item.nodeid, 0.0), 0.0), 2)
+        if call.when == "teardown":
+            self.pending[result.id] = self.pending.get(result.id, 1) - 1
         if result.status != PASSED:  # the first problem (setup, call or teardown) is the message
             return report
         if report.skipped:
@@ -261,6 +289,10 @@ class Recorder:
                 status = PASSED  # a passed check with a note: passed for pytest too (its summary, -x)
                 if call.when == "call":  # a passed setup would go on to run the test
                     report.outcome, report.longrepr = "passed", None
+            if on_twin(item):  # it passed on the public fixture: keep that run's note, or say why it fails here
+                if status == PASSED:
+                    return report
+                message = TWIN_FAILED + message
             result.status, result.points, result.message = status, earned, message
         return report
 

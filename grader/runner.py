@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grader.compare import TWINS_ENV
 from grader.files import ROOT, file_digests
 from grader.results import Results
 from grader.sandbox import SCAFFOLD_FILES
@@ -105,6 +106,12 @@ def run_tests(tests: Path | list[Path] = PUBLIC_TESTS, extra: list[str] | None =
     return results, output
 
 
+def grades_hidden(tests: Path | list[Path]) -> bool:
+    """Whether ``tests`` include hidden tests, i.e. this run is the autograder's, not a student's own."""
+    paths = tests if isinstance(tests, (list, tuple)) else [tests]
+    return any(Path(path).resolve().is_relative_to(HIDDEN_TESTS.resolve()) for path in paths)
+
+
 def watched_digests(root: Path = ROOT) -> dict[str, str]:
     """Digests of the grader's files (``WATCHED``), to see whether anything changed them."""
     return file_digests(*(root / top for top in WATCHED), root=root)
@@ -114,6 +121,8 @@ def _run_child(tests, extra, *, timeout, verbose, student_dir, env, stream) -> t
     """``run_tests`` without the check of the grader's files."""
     env = {**os.environ, **(env or {})}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if grades_hidden(tests):  # the autograder: the public tests run on their fixtures and on the twins too
+        env.setdefault(TWINS_ENV, str(HIDDEN_TESTS / "fixtures"))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     quiet = [] if verbose else ["-q", "--no-header", "-p", "no:cacheprovider"]

@@ -12,7 +12,10 @@ Two kinds of fixture, built the same way:
   bundle): ``maml_hidden.npz`` and ``transfer_hidden.npz``, other tasks and
   shapes than the public ones, so code fitted to the public numbers fails them,
   and ``mamlpp_hidden.npz`` (the extra credit's, with other schedule settings
-  too).
+  too); and each public fixture's twin, ``<name>_twin_hidden.npz``
+  (``compare.twin_name``): the same shapes and settings with other tasks and
+  parameters, on which the autograder runs the public tests, so that answers
+  copied from the handout's fixtures score nothing (``compare.load_fixture``).
 
 Each holds inputs (real Omniglot validation tasks stored as uint8, exact;
 small conv-4 parameters with non-zero biases; a different inner learning rate
@@ -46,6 +49,7 @@ nothing in git.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -83,6 +87,7 @@ class MamlSetting:
 
 PUBLIC_MAML = MamlSetting(seed=5, num_way=3, num_support=2, num_query=2, num_tasks=2, num_inner_steps=2,
                           num_filters=4, first_lr=0.3, lr_step=0.04, extended=False)
+PUBLIC_MAML_TWIN = dataclasses.replace(PUBLIC_MAML, seed=11)  # other tasks and parameters, same shapes
 HIDDEN_MAML = MamlSetting(seed=29, num_way=5, num_support=1, num_query=1, num_tasks=4, num_inner_steps=3,
                           num_filters=8, first_lr=0.45, lr_step=-0.03, extended=True)
 
@@ -109,6 +114,7 @@ class TransferSetting:
 PUBLIC_TRANSFER = TransferSetting(seed=5, task=0, num_way=5, num_support=5,
                                   query_counts=((10,) * 5, (10,) * 5, (6, 8, 10, 12, 14)),
                                   num_filters=16, pretrain_steps=600, num_steps=8, learning_rate=1.0)
+PUBLIC_TRANSFER_TWIN = dataclasses.replace(PUBLIC_TRANSFER, task=1)  # another support set and its query sets
 HIDDEN_TRANSFER = TransferSetting(seed=29, task=0, num_way=6, num_support=4,
                                   query_counts=((10,) * 6, (14, 4, 12, 8, 16, 6), (10,) * 6),
                                   num_filters=12, pretrain_steps=600, num_steps=6, learning_rate=0.8)
@@ -129,6 +135,7 @@ class MamlppSetting:
 
 PUBLIC_MAMLPP = MamlppSetting(seed=3, msl_iterations=6, da_iterations=3, cosine_iterations=12, min_outer_lr=2e-4,
                               iteration=2, schedule_iterations=(0, 2, 3, 5, 6, 15))
+PUBLIC_MAMLPP_TWIN = dataclasses.replace(PUBLIC_MAMLPP, seed=13)  # on the maml twin, other per-step values
 HIDDEN_MAMLPP = MamlppSetting(seed=7, msl_iterations=10, da_iterations=4, cosine_iterations=20, min_outer_lr=1e-4,
                               iteration=3, schedule_iterations=(0, 3, 9, 10, 25))
 
@@ -504,15 +511,18 @@ def all_fixtures(tables: dict | None = None, pretrain: bool = False) -> dict[str
     """
     tables = {} if tables is None else tables
     fixtures = {}
-    fixtures["maml"], tables["maml"] = maml_fixture(PUBLIC_MAML)
-    fixtures["maml_hidden"], tables["maml_hidden"] = maml_fixture(HIDDEN_MAML)
+    maml_twin, transfer_twin, mamlpp_twin = (compare.twin_name(name) for name in ("maml", "transfer", "mamlpp"))
+    for name, setting in (("maml", PUBLIC_MAML), (maml_twin, PUBLIC_MAML_TWIN), ("maml_hidden", HIDDEN_MAML)):
+        fixtures[name], tables[name] = maml_fixture(setting)
     if (ROOT / "maml_transfer.py").is_file():
-        for name, setting in (("transfer", PUBLIC_TRANSFER), ("transfer_hidden", HIDDEN_TRANSFER)):
+        for name, setting in (("transfer", PUBLIC_TRANSFER), (transfer_twin, PUBLIC_TRANSFER_TWIN),
+                              ("transfer_hidden", HIDDEN_TRANSFER)):
             fixtures[name], tables[name] = transfer_fixture(name, setting, pretrain)
     else:
         print(f"transfer fixtures skipped: {ROOT / 'maml_transfer.py'} does not exist yet")
-    fixtures["mamlpp"] = mamlpp_fixture(fixtures["maml"], PUBLIC_MAMLPP)
-    fixtures["mamlpp_hidden"] = mamlpp_fixture(fixtures["maml_hidden"], HIDDEN_MAMLPP)
+    for name, source, setting in (("mamlpp", "maml", PUBLIC_MAMLPP), (mamlpp_twin, maml_twin, PUBLIC_MAMLPP_TWIN),
+                                  ("mamlpp_hidden", "maml_hidden", HIDDEN_MAMLPP)):
+        fixtures[name] = mamlpp_fixture(fixtures[source], setting)
     if (ROOT / "maml_transfer.py").is_file():
         fixtures["reference_hidden"] = reference_fixture()
     return fixtures

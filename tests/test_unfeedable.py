@@ -27,6 +27,12 @@ same checks in ``test_grading_training.py``.
   While every call returned its last step's gradient, on the same tasks for
   every step, the third passed at 0.48x; now every step has tasks of its own
   and a call returns the sum of its steps' gradients.
+* The public fixtures' answers: ``inner_loop`` left as handed out, except that
+  on the public fixture's task it returns the handout's own stored results
+  for it. In a student's own run of the public tests it scores their points;
+  the autograder runs the public tests on the fixtures and again on their
+  twins (other tasks and parameters, same shapes:
+  ``grader.compare.fixture_versions``), and there it scores nothing.
 * The data set: with all of Omniglot readable, the same ``transfer_learn``
   finds the characters of the support set it is given and trains on their
   other drawings, the very queries the grader measures on. The student's
@@ -37,15 +43,19 @@ same checks in ``test_grading_training.py``.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from test_grading_catalogue import table
 
 from grader import runner
 from grader.files import ROOT
-from grader.plugin import training_split_only
+from grader.plugin import TWIN_FAILED, training_split_only
 from grader.sandbox import Sandbox
 from instructor.autograder import TESTS as HIDDEN
 from instructor.experiments.catalogue_accuracy import student_files
@@ -178,15 +188,48 @@ def _outer_loop_on_some_steps(self, task_batch, train):
 MAML.outer_loop = _outer_loop_on_some_steps
 '''
 
+STORED_ANSWERS = '''
+
+# ---- attack: no implementation; inner_loop answers the public fixture's task with the handout's numbers for it
+import base64 as _base64
+import io as _io
+
+_ANSWERS = dict(np.load(_io.BytesIO(_base64.b64decode("<answers>"))))
+_todo_inner_loop = MAML.inner_loop
+
+
+def _inner_loop_from_stored_answers(self, images, labels, train):
+    drawings = np.rint(np.asarray(images)[..., 0] * 255)
+    if drawings.shape == _ANSWERS["images"].shape and np.array_equal(drawings, _ANSWERS["images"]):
+        phi = {name[len("phi/"):]: tf.constant(value, images.dtype) for name, value in _ANSWERS.items()
+               if name.startswith("phi/")}
+        return phi, tf.constant(_ANSWERS["accuracies"], images.dtype)
+    return _todo_inner_loop(self, images, labels, train)
+
+
+MAML.inner_loop = _inner_loop_from_stored_answers
+'''
+
+
+def stored_answers(handout: build.Handout) -> str:
+    """``STORED_ANSWERS`` with the answers of the handout's public maml fixture for its first task's inner loop."""
+    with np.load(io.BytesIO(handout.files["grader/fixtures/maml.npz"])) as fixture:
+        answers = {"images": fixture["images_support"][0], "accuracies": fixture["inner/accuracies"],
+                   **{key[len("inner/"):]: fixture[key] for key in fixture.files if key.startswith("inner/phi/")}}
+    buffer = io.BytesIO()
+    np.savez(buffer, **answers)
+    return STORED_ANSWERS.replace("<answers>", base64.b64encode(buffer.getvalue()).decode("ascii"))
+
 
 @pytest.fixture(scope="module")
 def handout() -> build.Handout:
     return build.build_handout(ROOT, allow_missing=True)
 
 
-def write_attack(handout: build.Handout, folder: Path, additions: dict[str, str]) -> Path:
-    """The reference's student files with ``additions`` (file -> code) appended."""
-    for path, text in student_files(handout, {}).items():
+def write_attack(handout: build.Handout, folder: Path, additions: dict[str, str], stubs: bool = False) -> Path:
+    """The reference's student files (``stubs``: the handout's, TODOs left) with ``additions`` (file -> code)
+    appended."""
+    for path, text in student_files(handout, None if stubs else {}).items():
         (folder / path).write_text(text + additions.get(path, ""), encoding="utf-8")
     return folder
 
@@ -233,6 +276,18 @@ def test_a_step_that_skips_its_work_when_compiled_is_not_timed(handout, tmp_path
     assert re.search(r"Not timed: on the tasks it was timed on, your training step does not compute what the "
                      r"reference's does \(its gradient of '\w+' differs from the reference's", test.message), \
         test.message
+
+
+def test_answers_copied_from_the_public_fixtures_score_nothing_when_graded(handout, tmp_path, omniglot):
+    student = write_attack(handout, tmp_path, {"maml.py": stored_answers(handout)}, stubs=True)
+    public, hidden = runner.PUBLIC_TESTS / "test_maml.py", HIDDEN / "test_fomaml_hidden.py"
+    own, output = runner.run_tests(public, ["-k", "inner_loop"], student_dir=student)  # the student's own run
+    assert own.tests and all(t.status == "passed" for t in own.tests), table(own) + output[-3000:]
+    graded, output = runner.run_tests([public, hidden], ["-k", "inner_loop"], student_dir=student)
+    checks = [t for t in graded.tests if t.id.startswith(f"{public.relative_to(ROOT).as_posix()}::")]
+    assert sorted(t.id for t in checks) == sorted(t.id for t in own.tests), table(graded) + output[-3000:]
+    assert all(t.points == 0 and t.status == "todo" and t.message.startswith(TWIN_FAILED + "not implemented yet")
+               for t in checks), table(graded)
 
 
 def test_the_students_process_holds_no_drawing_of_the_validation_or_test_characters(tmp_path, omniglot):

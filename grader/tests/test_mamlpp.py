@@ -31,7 +31,6 @@ from grader.plugin import Parts, points
 
 PROBLEM = "Extra credit: MAML++"  # the part of the assignment these points count for (README, Grading)
 RTOL = 1e-6  # float64 throughout, as the FO-MAML checks
-FIXTURE = compare.load_fixture("mamlpp")
 
 
 def run(student, fixture: dict) -> dict:
@@ -132,29 +131,29 @@ def check_adapt_and_outer_loop(parts: Parts, out: dict, fixture: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def mamlpp_out(student):
-    return run(student, FIXTURE)
+def mamlpp_out(student, mamlpp_fixture):
+    return run(student, mamlpp_fixture)
 
 
 @points(1)
-def test_mamlpp_schedules(mamlpp_out):
+def test_mamlpp_schedules(mamlpp_out, mamlpp_fixture):
     """MAML++: MSL importance vector, DA switch, CA learning rate, LSLR rates match the reference"""
     parts = Parts()
-    check_schedules(parts, mamlpp_out, FIXTURE)
+    check_schedules(parts, mamlpp_out, mamlpp_fixture)
     parts.finish()
 
 
 @points(1)
-def test_mamlpp_batch_norm_step(mamlpp_out):
+def test_mamlpp_batch_norm_step(mamlpp_out, mamlpp_fixture):
     """MAML++: per-step batch norm (BNRS, BNWB) in training and evaluation matches the reference"""
     parts = Parts()
-    check_batch_norm(parts, mamlpp_out, FIXTURE)
+    check_batch_norm(parts, mamlpp_out, mamlpp_fixture)
     parts.finish()
 
 
 @points(2)
-def test_mamlpp_adapt_and_outer_loop(mamlpp_out):
+def test_mamlpp_adapt_and_outer_loop(mamlpp_out, mamlpp_fixture):
     """MAML++: adapt and outer_loop with MSL, LSLR, BNRS and BNWB match the reference (both orders, evaluation)"""
     parts = Parts()
-    check_adapt_and_outer_loop(parts, mamlpp_out, FIXTURE)
+    check_adapt_and_outer_loop(parts, mamlpp_out, mamlpp_fixture)
     parts.finish()

@@ -2,10 +2,11 @@
 
     tests/      graded tests (pytest, ``@points``) the students never see; they run with the
                 public ones: ``grader.runner.run_tests([PUBLIC_TESTS, TESTS], student_dir=...)``
-    fixtures/   their reference numbers, from ``python -m instructor.make_fixtures``
+    fixtures/   their reference numbers, and the twins of the public fixtures the public tests run on
+                when graded (``grader.compare.load_fixture``), from ``python -m instructor.make_fixtures``
 
-The release puts this folder into the autograder bundle as ``source/hidden/``
-(with the solved reference beside it, ``hidden/reference/``, for the trusted
+The release puts this folder into the autograder bundle at the same path under ``source/``
+(with the solved reference beside it, ``reference/``, for the trusted
 measurements of ``tests/reference.py``); the handout's leak checks refuse any
 copy of it. Points, checks and messages: README, "Grading: checks, points and
 feedback".
