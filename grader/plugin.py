@@ -153,19 +153,18 @@ TWIN_FAILED = ("passed on the public fixture, but not on its twin, on which the 
                "shapes and settings, other tasks and parameters): ")
 
 
+def fixture_version(item: pytest.Item) -> str | None:
+    """compare.FIXTURE or compare.TWIN when the autograder runs a public test on its fixture and on the fixture's
+    twin (``grader.compare.fixture_versions``), else None."""
+    spec = getattr(item, "callspec", None)
+    return spec.id if spec is not None and spec.id in (compare.FIXTURE, compare.TWIN) else None
+
+
 def check_id(item: pytest.Item) -> str:
-    """The check a test item grades: its node id, without the fixture version when the autograder runs a public
-    test on its fixture and on the fixture's twin (``grader.compare.fixture_versions``): the two make one check,
-    with the id it has in a student's own run."""
-    spec = getattr(item, "callspec", None)
-    if spec is not None and spec.id in (compare.FIXTURE, compare.TWIN):
-        return item.nodeid[:-len(f"[{spec.id}]")]
-    return item.nodeid
-
-
-def on_twin(item: pytest.Item) -> bool:
-    spec = getattr(item, "callspec", None)
-    return spec is not None and spec.id == compare.TWIN
+    """The check a test item grades: its node id without the fixture version: a public test's runs on the
+    fixture and on its twin make one check, with the id it has in a student's own run."""
+    version = fixture_version(item)
+    return item.nodeid[:-len(f"[{version}]")] if version else item.nodeid
 
 
 class Recorder:
@@ -289,7 +288,7 @@ class Recorder:
                 status = PASSED  # a passed check with a note: passed for pytest too (its summary, -x)
                 if call.when == "call":  # a passed setup would go on to run the test
                     report.outcome, report.longrepr = "passed", None
-            if on_twin(item):  # it passed on the public fixture: keep that run's note, or say why it fails here
+            if fixture_version(item) == compare.TWIN:  # passed on the fixture: keep its note, or say why it fails
                 if status == PASSED:
                     return report
                 message = TWIN_FAILED + message

@@ -14,8 +14,9 @@ Two kinds of fixture, built the same way:
   and ``mamlpp_hidden.npz`` (the extra credit's, with other schedule settings
   too); and each public fixture's twin, ``<name>_twin_hidden.npz``
   (``compare.twin_name``): the same shapes and settings with other tasks and
-  parameters, on which the autograder runs the public tests, so that answers
-  copied from the handout's fixtures score nothing (``compare.load_fixture``).
+  parameters, on which the autograder also runs the public tests, so that
+  answers copied from the handout's fixtures score nothing
+  (``compare.fixture_versions``).
 
 Each holds inputs (real Omniglot validation tasks stored as uint8, exact;
 small conv-4 parameters with non-zero biases; a different inner learning rate

@@ -49,7 +49,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 from test_grading_catalogue import table
 

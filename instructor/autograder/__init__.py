@@ -2,8 +2,8 @@
 
     tests/      graded tests (pytest, ``@points``) the students never see; they run with the
                 public ones: ``grader.runner.run_tests([PUBLIC_TESTS, TESTS], student_dir=...)``
-    fixtures/   their reference numbers, and the twins of the public fixtures the public tests run on
-                when graded (``grader.compare.load_fixture``), from ``python -m instructor.make_fixtures``
+    fixtures/   their reference numbers, and the twins of the public fixtures, on which the public tests
+                also run when graded (``grader.compare.fixture_versions``); from ``python -m instructor.make_fixtures``
 
 The release puts this folder into the autograder bundle at the same path under ``source/``
 (with the solved reference beside it, ``reference/``, for the trusted
